@@ -1,0 +1,30 @@
+"""Shared fixtures: bundled real data, loaded once per session."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPUs, so MirroredStrategy can be tested on a CPU-only machine.
+# This must happen before TensorFlow initialises its devices.
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from tfvae.data import load_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mnist5k_binary():
+    return load_dataset("mnist5k", binarize=True)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_binary():
+    return load_dataset("digits", binarize=True)

@@ -1,0 +1,114 @@
+import time
+
+import numpy as np
+import pytest
+
+from tfvae import data as data_module
+from tfvae.data import load_dataset
+from tfvae.data import ordered_stratified_split
+from tfvae.errors import TfvaeError
+
+
+def test_mnist5k_split_is_stratified_and_deterministic(mnist5k_binary):
+    d = mnist5k_binary
+    assert d.x_train.shape == (3600, 28, 28, 1)
+    assert d.x_val.shape == (400, 28, 28, 1) and d.x_test.shape == (1000, 28, 28, 1)
+    assert np.bincount(d.y_train).tolist() == [360] * 10
+    assert np.bincount(d.y_test).tolist() == [100] * 10
+    train, val, test = ordered_stratified_split(np.repeat(np.arange(10), 500), 0.2, 0.1)
+    assert test[:100].tolist() == list(range(400, 500))
+    assert val[:40].tolist() == list(range(360, 400))
+    assert set(d.x_train.ravel().tolist()) == {0.0, 1.0}
+
+
+def test_grey_levels_scaled_to_unit_interval():
+    d = load_dataset("mnist5k")
+    assert d.x_train.min() == 0.0 and d.x_train.max() == 1.0
+    assert len(np.unique(d.x_train)) > 100
+    assert "binarized" not in d.protocol
+
+
+def test_digits_splits_cover_every_row(digits):
+    total = len(digits.x_train) + len(digits.x_val) + len(digits.x_test)
+    assert total == 1797 and digits.data_shape == (8, 8, 1)
+    assert digits.x_train.max() == 1.0
+
+
+def test_pipeline_is_batched_shuffled_by_seed_and_complete(digits):
+    first = np.concatenate(list(digits.pipeline("train", 100, seed=1).as_numpy_iterator()))
+    again = np.concatenate(list(digits.pipeline("train", 100, seed=1).as_numpy_iterator()))
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == digits.x_train.shape
+    assert not np.array_equal(first, digits.x_train)
+    ordered = np.concatenate(list(digits.pipeline("test", 100).as_numpy_iterator()))
+    np.testing.assert_array_equal(ordered, digits.x_test)
+
+
+def test_user_npz_with_labels_and_uint8_pixels(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(200, 6, 6), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 50)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=x, y=y)
+    d = load_dataset(str(path))
+    assert d.data_shape == (6, 6)
+    assert len(d.x_train) + len(d.x_val) + len(d.x_test) == 200
+    assert np.bincount(d.y_test).tolist() == [10] * 4
+    np.testing.assert_allclose(d.x_test[0], x[40] / 255.0, rtol=1e-6)
+
+
+def test_user_npy_and_explicit_test_split(tmp_path):
+    x = np.random.default_rng(0).random((50, 12)).astype(np.float32)
+    np.save(tmp_path / "vectors.npy", x)
+    d = load_dataset(str(tmp_path / "vectors.npy"))
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (36, 4, 10) and d.y_test is None
+    np.savez(tmp_path / "split.npz", x_train=x[:40], x_test=x[40:])
+    d = load_dataset(str(tmp_path / "split.npz"))
+    np.testing.assert_array_equal(d.x_test, x[40:])
+    assert len(d.x_train) + len(d.x_val) == 40
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: None, "data file not found"),
+        (lambda p: p.write_bytes(b"PK\x03\x04 this is not a zip"), "cannot read data file"),
+        (lambda p: np.savez(p, x=np.full((20, 4), np.nan)), "contains 80 NaN or Inf values"),
+        (lambda p: np.savez(p, x=np.zeros((0, 4))), "is empty"),
+        (lambda p: np.savez(p, x=np.zeros(10)), "must have a batch axis"),
+        (lambda p: np.savez(p, a=np.zeros((5, 2)), b=np.zeros((5, 2))), "expected 'x'"),
+        (lambda p: np.savez(p, x=np.array([["a", "b"]] * 5)), "must hold real numbers"),
+        (lambda p: np.savez(p, x=np.zeros((20, 4)), y=np.zeros(3)), "one label per example"),
+    ],
+)
+def test_bad_user_files_raise_clear_errors(tmp_path, make, match):
+    path = tmp_path / "bad.npz"
+    make(path)
+    with pytest.raises(TfvaeError, match=match):
+        load_dataset(str(path))
+
+
+def test_unknown_dataset_names_the_choices():
+    with pytest.raises(TfvaeError, match="unknown dataset 'cifar'.*mnist5k"):
+        load_dataset("cifar")
+
+
+def test_tfds_offline_fails_fast_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(data_module, "_online", lambda timeout=3.0: False)
+    start = time.monotonic()
+    with pytest.raises(TfvaeError, match="download server is unreachable.*--dataset mnist5k"):
+        load_dataset("fashion_mnist")
+    assert time.monotonic() - start < 30
+
+
+def test_conv_needs_images_and_bernoulli_needs_unit_range(digits, tmp_path):
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).random((40, 10)).astype(np.float32))
+    vectors = load_dataset(str(tmp_path / "v.npy"))
+    with pytest.raises(TfvaeError, match="conv architecture needs images"):
+        vectors.check_for("conv", "gaussian")
+    np.save(tmp_path / "wide.npy", np.linspace(-1, 3, 400, dtype=np.float32).reshape(40, 10))
+    wide = load_dataset(str(tmp_path / "wide.npy"))
+    with pytest.raises(TfvaeError, match=r"bernoulli likelihood needs .* \[0, 1\]"):
+        wide.check_for("dense", "bernoulli")
+    digits.check_for("conv", "bernoulli")

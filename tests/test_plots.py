@@ -1,0 +1,29 @@
+import numpy as np
+from sklearn.decomposition import PCA
+
+from tfvae import plots
+
+
+def test_projection_is_pca_for_wide_codes_and_identity_for_2d():
+    codes = np.random.default_rng(0).normal(size=(200, 6)) * np.arange(1, 7)
+    points, how = plots.project_to_2d(codes)
+    reference = PCA(2).fit_transform(codes)
+    np.testing.assert_allclose(np.abs(points), np.abs(reference), atol=1e-8)
+    assert "PCA of 6-D z" in how
+    two = codes[:, :2]
+    np.testing.assert_array_equal(plots.project_to_2d(two)[0], two)
+
+
+def test_figures_are_written_as_png(tmp_path, digits):
+    x = digits.x_test[:10]
+    for name, figure in {
+        "recon.png": plots.reconstructions_figure(x, x),
+        "grid.png": plots.grid_figure(x, "samples"),
+        "latent.png": plots.latent_figure(
+            np.random.default_rng(0).normal(size=(30, 3)), np.arange(30) % 3
+        ),
+        "curves.png": plots.history_figure({"loss": [3.0, 2.0], "val_loss": [3.5, 2.5]}),
+        "vectors.png": plots.reconstructions_figure(np.zeros((3, 7)), np.ones((3, 7))),
+    }.items():
+        plots.save_figure(figure, tmp_path / name)
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,158 @@
+"""`TrainConfig`: everything that defines a training run, with a JSON round trip."""
+
+import dataclasses
+import json
+import math
+import os
+
+from tfvae.errors import TfvaeError
+
+MODEL_NAMES = ("ae", "vae")
+ARCH_NAMES = ("dense", "conv")
+LIKELIHOOD_NAMES = ("auto", "bernoulli", "gaussian")
+BUILTIN_DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
+ARRAY_FILE_SUFFIXES = (".npz", ".npy")
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TfvaeError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise TfvaeError(f"unknown {name} {value!r}; expected one of {list(allowed)}")
+
+
+def is_array_file(dataset):
+    return str(dataset).lower().endswith(ARRAY_FILE_SUFFIXES)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A training run's settings; saved as `config.json` next to the model.
+
+    Args:
+        model: str. `"vae"` or `"ae"`. Defaults to `"vae"`.
+        dataset: str. A bundled or TFDS name (`digits`, `mnist5k`, `mnist`,
+            `fashion_mnist`) or the path of a `.npz` / `.npy` file.
+            Defaults to `"mnist5k"`.
+        arch: str. `"dense"` or `"conv"`. Defaults to `"dense"`.
+        latent_dim: int. Size of `z`. Defaults to `16`.
+        hidden_units: tuple of int. Hidden dense widths. Defaults to `(512,)`.
+        filters: tuple of int. Conv filters (conv arch). Defaults to `(32, 64)`.
+        epochs: int. Defaults to `50`.
+        batch_size: int. Defaults to `128`.
+        beta: float. KL weight (VAE). Defaults to `1.0`.
+        learning_rate: float. Adam's step size. Defaults to `1e-3`.
+        likelihood: str. `"bernoulli"`, `"gaussian"`, or `"auto"`: Bernoulli
+            for binarized data, Gaussian otherwise. Defaults to `"auto"`.
+        binarize: bool or None. Threshold pixels at 0.5. `None` means yes
+            for the VAE, no for the AE. Defaults to `None`.
+        validation_fraction: float. Share of the training split held out
+            for validation (user files and `digits`). Defaults to `0.1`.
+        seed: int. Seeds weights, shuffling and the VAE's noise. Defaults
+            to `0`.
+        out: str or None. Run directory; `None` makes one under
+            `saved_models/`. Defaults to `None`.
+    """
+
+    model: str = "vae"
+    dataset: str = "mnist5k"
+    arch: str = "dense"
+    latent_dim: int = 16
+    hidden_units: tuple = (512,)
+    filters: tuple = (32, 64)
+    epochs: int = 50
+    batch_size: int = 128
+    beta: float = 1.0
+    learning_rate: float = 1e-3
+    likelihood: str = "auto"
+    binarize: bool | None = None
+    validation_fraction: float = 0.1
+    seed: int = 0
+    out: str | None = None
+
+    def __post_init__(self):
+        self.hidden_units = tuple(self.hidden_units)
+        self.filters = tuple(self.filters)
+        self.validate()
+
+    def validate(self):
+        """Raises `TfvaeError` naming the first invalid setting."""
+        _check_choice("model", self.model, MODEL_NAMES)
+        _check_choice("architecture", self.arch, ARCH_NAMES)
+        _check_choice("likelihood", self.likelihood, LIKELIHOOD_NAMES)
+        if not is_array_file(self.dataset):
+            _check_choice("dataset", self.dataset, [*BUILTIN_DATASETS, "PATH.npz", "PATH.npy"])
+        _check_positive_int("latent_dim", self.latent_dim)
+        _check_positive_int("epochs", self.epochs)
+        _check_positive_int("batch_size", self.batch_size)
+        for units in self.hidden_units:
+            _check_positive_int("hidden_units", units)
+        for n in self.filters:
+            _check_positive_int("filters", n)
+        if self.arch == "conv" and not self.filters:
+            raise TfvaeError("the conv architecture needs at least one filter count")
+        if not (
+            isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0
+        ):
+            raise TfvaeError(f"beta must be a finite number >= 0. Received: beta={self.beta!r}")
+        if not (
+            isinstance(self.learning_rate, (int, float))
+            and math.isfinite(self.learning_rate)
+            and self.learning_rate > 0
+        ):
+            raise TfvaeError(
+                f"learning_rate must be a positive number. Received: learning_rate={self.learning_rate!r}"
+            )
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise TfvaeError(
+                "validation_fraction must be in (0, 1). "
+                f"Received: validation_fraction={self.validation_fraction!r}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise TfvaeError(f"seed must be an integer >= 0. Received: seed={self.seed!r}")
+
+    @property
+    def resolved_binarize(self):
+        return self.model == "vae" if self.binarize is None else bool(self.binarize)
+
+    @property
+    def resolved_likelihood(self):
+        if self.likelihood != "auto":
+            return self.likelihood
+        return "bernoulli" if self.resolved_binarize else "gaussian"
+
+    def to_dict(self):
+        data = dataclasses.asdict(self)
+        data["hidden_units"] = list(self.hidden_units)
+        data["filters"] = list(self.filters)
+        return data
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TfvaeError(f"unknown config keys {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, path):
+        """Reads a config written by `save` (a run's `config.json`)."""
+        path = os.fspath(path)
+        try:
+            with open(path) as f:
+                return cls.from_json(f.read())
+        except FileNotFoundError:
+            raise TfvaeError(f"no config file at {path}") from None
+        except (json.JSONDecodeError, TypeError) as error:
+            raise TfvaeError(f"cannot read config {path}: {error}") from None

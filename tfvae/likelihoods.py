@@ -1,0 +1,97 @@
+"""Observation models `p(x | z)`: how decoder outputs become a distribution.
+
+A decoder emits one tensor of parameters with the data's shape: logits for
+the Bernoulli likelihood, the mean for the Gaussian one. A likelihood turns
+those parameters into a `tfp.distributions` object, a point reconstruction and
+a per-example reconstruction error, and checks that data suits it.
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import losses
+from tfvae.errors import TfvaeError
+
+tfd = tfp.distributions
+
+
+class BernoulliLikelihood:
+    """Independent Bernoulli pixels; decoder outputs are logits.
+
+    For binary data (or grey levels in [0, 1] read as probabilities).
+    """
+
+    name = "bernoulli"
+    has_scale = False
+
+    def distribution(self, params, scale=None):
+        params = tf.cast(params, tf.float32)
+        rank = len(params.shape) - 1
+        return tfd.Independent(
+            tfd.Bernoulli(logits=params, dtype=tf.float32),
+            reinterpreted_batch_ndims=rank,
+        )
+
+    def nll(self, x, params, scale=None):
+        return losses.bernoulli_nll(x, params)
+
+    def mean(self, params):
+        return tf.sigmoid(params)
+
+    def reconstruction_error(self, x, params):
+        return losses.binary_cross_entropy(x, params)
+
+    def check_data(self, x, where="data"):
+        low, high = float(np.min(x)), float(np.max(x))
+        if low < 0.0 or high > 1.0:
+            raise TfvaeError(
+                f"the bernoulli likelihood needs {where} in [0, 1]. "
+                f"Received values in [{low:g}, {high:g}]; rescale the data or "
+                "use --likelihood gaussian"
+            )
+
+
+class GaussianLikelihood:
+    """Independent Gaussian features; decoder outputs are the mean.
+
+    The scale is a learned scalar shared by all features (held by the `VAE`),
+    so the balance between reconstruction and KL is fitted, not guessed. The
+    autoencoder's reconstruction error is the mean squared error.
+    """
+
+    name = "gaussian"
+    has_scale = True
+
+    def distribution(self, params, scale=None):
+        params = tf.cast(params, tf.float32)
+        rank = len(params.shape) - 1
+        scale = tf.ones_like(params) if scale is None else scale * tf.ones_like(params)
+        return tfd.Independent(tfd.Normal(loc=params, scale=scale), reinterpreted_batch_ndims=rank)
+
+    def nll(self, x, params, scale=None):
+        return losses.gaussian_nll(x, params, 1.0 if scale is None else scale)
+
+    def mean(self, params):
+        return params
+
+    def reconstruction_error(self, x, params):
+        return losses.squared_error(x, params)
+
+    def check_data(self, x, where="data"):
+        del x, where
+
+
+LIKELIHOODS = {
+    BernoulliLikelihood.name: BernoulliLikelihood,
+    GaussianLikelihood.name: GaussianLikelihood,
+}
+
+
+def get_likelihood(name):
+    """Returns the likelihood registered under `name` ("bernoulli", "gaussian")."""
+    if isinstance(name, (BernoulliLikelihood, GaussianLikelihood)):
+        return name
+    if name not in LIKELIHOODS:
+        raise TfvaeError(f"unknown likelihood {name!r}; expected one of {sorted(LIKELIHOODS)}")
+    return LIKELIHOODS[name]()

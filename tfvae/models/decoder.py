@@ -1,0 +1,138 @@
+"""The decoder network `z -> parameters of p(x | z)`."""
+
+import math
+
+import keras
+from keras import layers
+
+from tfvae.errors import TfvaeError
+from tfvae.models.base import build_sequence
+from tfvae.models.encoder import check_architecture
+from tfvae.models.encoder import check_positive_int
+from tfvae.models.encoder import check_units
+
+
+def check_conv_shape(shape, filters):
+    """Raises unless `shape` is an image the conv body can halve `len(filters)` times."""
+    shape = tuple(shape)
+    if len(shape) != 3:
+        raise TfvaeError(
+            "the conv architecture needs images of shape (height, width, channels). "
+            f"Received: shape={shape}; use --arch dense for vector data"
+        )
+    factor = 2 ** len(filters)
+    if shape[0] % factor or shape[1] % factor:
+        raise TfvaeError(
+            f"the conv architecture with {len(filters)} stride-2 layers needs height "
+            f"and width divisible by {factor}. Received: shape={shape}"
+        )
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class Decoder(keras.Model):
+    """Maps a latent code to the parameters of the likelihood, one per feature.
+
+    The output has `output_shape` and no activation: logits for a Bernoulli
+    likelihood, the mean for a Gaussian one (the likelihood applies any link
+    function). The conv body mirrors the encoder with stride-2
+    `Conv2DTranspose` layers.
+
+    Args:
+        output_shape: tuple of int. Shape of one example, e.g. `(28, 28, 1)`.
+        arch: str. `"dense"` or `"conv"`. Defaults to `"dense"`.
+        hidden_units: tuple of int. Widths of the hidden dense layers, in
+            the order the encoder uses them (the decoder reverses them).
+            Defaults to `(512,)`.
+        filters: tuple of int. Encoder conv filters, reversed here.
+            Defaults to `(32, 64)`.
+        **kwargs: Base `keras.Model` arguments such as `name` and `dtype`.
+
+    Example:
+
+    >>> decoder = Decoder(output_shape=(28, 28, 1))
+    >>> decoder(np.zeros((3, 16))).shape
+    TensorShape([3, 28, 28, 1])
+    """
+
+    def __init__(
+        self,
+        output_shape,
+        arch="dense",
+        hidden_units=(512,),
+        filters=(32, 64),
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_architecture(arch)
+        output_shape = tuple(int(d) for d in output_shape)
+        for d in output_shape:
+            check_positive_int("output_shape", d)
+        hidden_units = check_units("hidden_units", hidden_units)
+        filters = check_units("filters", filters)
+        if arch == "conv":
+            check_conv_shape(output_shape, filters)
+
+        # === Layers ===
+        policy = self.dtype_policy
+        self.body = [
+            layers.Dense(n, activation="relu", dtype=policy, name=f"dense_{i}")
+            for i, n in enumerate(reversed(hidden_units))
+        ]
+        if arch == "dense":
+            self.body.append(
+                layers.Dense(math.prod(output_shape), dtype=policy, name="output_dense")
+            )
+            self.body.append(layers.Reshape(output_shape, dtype=policy, name="reshape"))
+        else:
+            factor = 2 ** len(filters)
+            height, width, channels = output_shape
+            bottom = (height // factor, width // factor, filters[-1])
+            self.body.append(
+                layers.Dense(math.prod(bottom), activation="relu", dtype=policy, name="project")
+            )
+            self.body.append(layers.Reshape(bottom, dtype=policy, name="reshape"))
+            for i, n in enumerate(reversed(filters)):
+                self.body.append(
+                    layers.Conv2DTranspose(
+                        n,
+                        3,
+                        strides=2,
+                        padding="same",
+                        activation="relu",
+                        dtype=policy,
+                        name=f"deconv_{i}",
+                    )
+                )
+            self.body.append(
+                layers.Conv2DTranspose(
+                    channels, 3, padding="same", dtype=policy, name="output_conv"
+                )
+            )
+
+        # === Config ===
+        self.data_shape = output_shape
+        self.arch = arch
+        self.hidden_units = hidden_units
+        self.filters = filters
+
+    def build(self, input_shape):
+        build_sequence(self.body, input_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        h = inputs
+        for layer in self.body:
+            h = layer(h, training=training)
+        return h
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "output_shape": list(self.data_shape),
+                "arch": self.arch,
+                "hidden_units": list(self.hidden_units),
+                "filters": list(self.filters),
+            }
+        )
+        return config

@@ -1,0 +1,203 @@
+"""The variational autoencoder."""
+
+import math
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae.errors import TfvaeError
+from tfvae.likelihoods import get_likelihood
+from tfvae.losses import soft_clip
+from tfvae.models import base
+
+tfd = tfp.distributions
+
+# The Gaussian likelihood's shared scale stays within [exp(-6), exp(6)], about
+# 2.5e-3 to 400: a learned scale on data with constant pixels would otherwise
+# shrink towards zero and the likelihood towards infinity.
+LOG_SCALE_BOUNDS = (-6.0, 6.0)
+# The weight stores log-scale / 10: Adam moves a weight by about the learning
+# rate per step, and at 1e-3 an unscaled log-scale needs thousands of steps to
+# reach typical values (log 0.1 = -2.3) while the decoder waits on it.
+LOG_SCALE_PER_WEIGHT_UNIT = 10.0
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class VAE(keras.Model):
+    """Variational autoencoder trained on the evidence lower bound (ELBO).
+
+    The encoder gives the posterior `q(z|x) = N(mu, diag(sigma^2))`; the
+    prior is `p(z) = N(0, I)`; both are `tfp.distributions` objects. The train
+    step draws `z = mu + sigma * eps`, `eps ~ N(0, I)` (the reparameterization
+    trick, so gradients reach the encoder) from a `keras.random.SeedGenerator`
+    seeded with `seed`, and minimises per example
+
+        loss = -log p(x | z) + beta * KL(q(z|x) || p(z))
+
+    with TFP's analytic KL. Per-example losses are averaged over the global
+    batch (`tf.nn.compute_average_loss`), so the same code trains correctly
+    under `tf.distribute` strategies. `fit`, `evaluate` and the progress bar
+    report `loss`, `reconstruction_loss` and `kl_loss`, in nats per example.
+
+    `call(x)` returns the likelihood's mean decoded from the posterior mean
+    (deterministic), so `predict(x)` gives reconstructions.
+
+    Args:
+        encoder: `Encoder`. Built with `probabilistic=True`.
+        decoder: `Decoder`.
+        beta: float. Weight of the KL term (beta-VAE). Defaults to `1.0`.
+        likelihood: str. `"bernoulli"` (decoder gives logits) or
+            `"gaussian"` (decoder gives the mean; a shared scale is
+            learned). Defaults to `"bernoulli"`.
+        seed: int or None. Seed of the noise `eps`. Defaults to `None`.
+        **kwargs: Base `keras.Model` arguments such as `name`.
+
+    Example:
+
+    >>> vae = VAE(Encoder(16, probabilistic=True), Decoder((28, 28, 1)), seed=0)
+    >>> vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    >>> vae.fit(x_train, epochs=10, validation_data=(x_val,))
+    >>> images = vae.sample(16)
+    """
+
+    def __init__(self, encoder, decoder, beta=1.0, likelihood="bernoulli", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not getattr(encoder, "probabilistic", False):
+            raise TfvaeError("the VAE needs an Encoder built with probabilistic=True")
+        beta = float(beta)
+        if not math.isfinite(beta) or beta < 0:
+            raise TfvaeError(f"beta must be a finite number >= 0. Received: beta={beta!r}")
+
+        # === Layers ===
+        self.encoder = encoder
+        self.decoder = decoder
+        self.likelihood = get_likelihood(likelihood)
+        self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
+        self.observation_log_scale = None
+        if self.likelihood.has_scale:
+            self.observation_log_scale = self.add_weight(
+                shape=(), initializer="zeros", name="observation_log_scale"
+            )
+
+        # === Config ===
+        self.beta = beta
+        self.seed = seed
+        self.loss_tracker, self.reconstruction_tracker, self.kl_tracker = base.mean_trackers(
+            "loss", "reconstruction_loss", "kl_loss"
+        )
+
+    @property
+    def latent_dim(self):
+        return self.encoder.latent_dim
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def observation_scale(self):
+        """The Gaussian likelihood's learned scale, or `None` for Bernoulli."""
+        if self.observation_log_scale is None:
+            return None
+        log_scale = LOG_SCALE_PER_WEIGHT_UNIT * tf.cast(self.observation_log_scale, tf.float32)
+        return tf.exp(soft_clip(log_scale, *LOG_SCALE_BOUNDS))
+
+    def prior(self):
+        """`p(z) = N(0, I)` as a `tfp.distributions` object."""
+        zeros = tf.zeros([self.latent_dim], tf.float32)
+        return tfd.Independent(tfd.Normal(loc=zeros, scale=1.0), reinterpreted_batch_ndims=1)
+
+    def posterior(self, x, training=False):
+        """`q(z | x) = N(mu, diag(sigma^2))` as a `tfp.distributions` object."""
+        mu, sigma = self.encoder(x, training=training)
+        return tfd.Independent(tfd.Normal(loc=mu, scale=sigma), reinterpreted_batch_ndims=1)
+
+    def observation_distribution(self, z, training=False):
+        """`p(x | z)` as a `tfp.distributions` object."""
+        params = self.decoder(z, training=training)
+        return self.likelihood.distribution(params, self.observation_scale())
+
+    def encode(self, x, training=False):
+        """Returns the posterior's `(mu, sigma)` for inputs `x`."""
+        return self.encoder(x, training=training)
+
+    def decode(self, z, training=False):
+        """Returns the likelihood's mean for latent codes `z`."""
+        return self.likelihood.mean(tf.cast(self.decoder(z, training=training), tf.float32))
+
+    def reparameterize(self, mu, sigma, eps=None):
+        """`z = mu + sigma * eps`; `eps ~ N(0, I)` from the model's seed unless given."""
+        if eps is None:
+            eps = keras.random.normal(tf.shape(mu), seed=self.seed_generator)
+        return mu + sigma * eps
+
+    def sample(self, n, eps=None):
+        """Decodes `n` draws from the prior; pass `eps` of shape `[n, latent_dim]` to fix them."""
+        if eps is None:
+            eps = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        return self.decode(eps)
+
+    def build(self, input_shape):
+        self.encoder.build(input_shape)
+        self.decoder.build((None, self.latent_dim))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        mu, _ = self.encode(inputs, training=training)
+        return self.decode(mu, training=training)
+
+    def per_example_losses(self, x, training=False, eps=None):
+        """Returns per-example `loss` (negative ELBO), `reconstruction_loss` and `kl_loss`.
+
+        One posterior sample per example; `eps` fixes it.
+        """
+        mu, sigma = self.encoder(x, training=training)
+        posterior = tfd.Independent(tfd.Normal(loc=mu, scale=sigma), reinterpreted_batch_ndims=1)
+        z = self.reparameterize(mu, sigma, eps)
+        observation = self.observation_distribution(z, training=training)
+        reconstruction = -observation.log_prob(tf.cast(x, tf.float32))
+        kl = posterior.kl_divergence(self.prior())
+        return {
+            "loss": reconstruction + self.beta * kl,
+            "reconstruction_loss": reconstruction,
+            "kl_loss": kl,
+        }
+
+    def _update_metrics(self, terms):
+        self.loss_tracker.update_state(terms["loss"])
+        self.reconstruction_tracker.update_state(terms["reconstruction_loss"])
+        self.kl_tracker.update_state(terms["kl_loss"])
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x, _ = base.unpack_inputs(data)
+        with tf.GradientTape() as tape:
+            terms = self.per_example_losses(x, training=True)
+            loss = base.average_over_global_batch(terms["loss"], x)
+            loss += base.regularization_loss(self)
+        base.apply_gradients(self, tape, loss)
+        return self._update_metrics(terms)
+
+    def test_step(self, data):
+        x, _ = base.unpack_inputs(data)
+        return self._update_metrics(self.per_example_losses(x, training=False))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.layers.serialize(self.encoder),
+                "decoder": keras.layers.serialize(self.decoder),
+                "beta": self.beta,
+                "likelihood": self.likelihood.name,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.layers.deserialize(config["encoder"])
+        config["decoder"] = keras.layers.deserialize(config["decoder"])
+        return cls(**config)

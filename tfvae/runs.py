@@ -1,0 +1,93 @@
+"""Run directories: atomic writes, and loading a run back with clear errors.
+
+A run directory holds `model.keras`, `config.json`, `history.json`,
+`metrics.json`, PNG figures and TensorBoard logs under `logs/`. Training
+writes it under a temporary name and renames it when complete, so a crash
+never leaves a half-written run.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+
+from tfvae.config import TrainConfig
+from tfvae.errors import TfvaeError
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+
+
+def write_json(path, data):
+    """Writes `data` as JSON to `path` atomically (temporary file, then rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise TfvaeError(f"missing file {path}") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise TfvaeError(f"cannot read {path}: {error}") from None
+
+
+def check_new_run_dir(path):
+    """Raises unless `path` can become a new run directory (absent or empty)."""
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise TfvaeError(
+            f"output directory {path} already exists and is not empty; choose a new --out"
+        )
+
+
+def _is_intact_zip(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def load_model_file(path):
+    """Loads a `.keras` file with `safe_mode=True`, turning failures into `TfvaeError`."""
+    import keras
+
+    import tfvae.models  # noqa: F401  (registers the tfvae classes)
+
+    if not os.path.isfile(path):
+        raise TfvaeError(f"no model file at {path}")
+    if not _is_intact_zip(path):
+        raise TfvaeError(
+            f"cannot load {path}: the file is truncated or corrupt (not a valid .keras zip)"
+        )
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise TfvaeError(
+            f"cannot load {path}: the file is truncated or corrupt ({error})"
+        ) from None
+    except (ValueError, TypeError, KeyError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TfvaeError(f"cannot load {path}: {message}") from None
+
+
+def load_run(run_dir):
+    """Returns `(config, model)` of a run directory written by `tfvae.training.train`."""
+    if not os.path.isdir(run_dir):
+        raise TfvaeError(f"run directory not found: {run_dir}")
+    config = TrainConfig.load(os.path.join(run_dir, CONFIG_FILE))
+    model = load_model_file(os.path.join(run_dir, MODEL_FILE))
+    return config, model
