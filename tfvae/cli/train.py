@@ -1,35 +1,21 @@
-"""The `tfvae` command line: parses arguments, builds a config, calls the library."""
+"""`tfvae train` and `tfvae evaluate`."""
 
 import argparse
-import contextlib
-import os
-import sys
-import tempfile
 
 from tfvae.config import ARCH_NAMES
 from tfvae.config import LIKELIHOOD_NAMES
 from tfvae.config import MODEL_NAMES
 from tfvae.config import TrainConfig
-from tfvae.errors import TfvaeError
-
-EXIT_USAGE = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, as tfvae's own errors are."""
-
-    def error(self, message):
-        raise TfvaeError(message)
-
-
-def _positive_units(text):
+def _integer(text):
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer. Received: {text!r}") from None
 
 
-def _add_train_arguments(parser):
+def add_train_arguments(parser):
     defaults = TrainConfig()
     parser.add_argument(
         "--model",
@@ -54,14 +40,14 @@ def _add_train_arguments(parser):
     )
     parser.add_argument(
         "--hidden-units",
-        type=_positive_units,
+        type=_integer,
         nargs="*",
         default=list(defaults.hidden_units),
         help="Hidden dense widths. Default: %(default)s",
     )
     parser.add_argument(
         "--filters",
-        type=_positive_units,
+        type=_integer,
         nargs="+",
         default=list(defaults.filters),
         help="Conv filters (--arch conv). Default: %(default)s",
@@ -101,14 +87,16 @@ def _add_train_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="No progress bars")
 
 
-def build_parser():
-    parser = _Parser(prog="tfvae", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    train = commands.add_parser("train", help="train an AE or a VAE and write a run directory")
-    _add_train_arguments(train)
-    evaluate = commands.add_parser("evaluate", help="print a run's test loss terms")
-    evaluate.add_argument("run_dir", help="a directory written by `tfvae train`")
-    return parser
+def add_train_parser(commands):
+    parser = commands.add_parser("train", help="train an AE or a VAE and write a run directory")
+    add_train_arguments(parser)
+    parser.set_defaults(handler=run_train)
+
+
+def add_evaluate_parser(commands):
+    parser = commands.add_parser("evaluate", help="print a run's test metrics")
+    parser.add_argument("run_dir", help="a directory written by `tfvae train`")
+    parser.set_defaults(handler=run_evaluate)
 
 
 def config_from_args(args):
@@ -146,57 +134,3 @@ def run_evaluate(args):
 
     config, metrics = evaluate_run(args.run_dir)
     print(format_metrics(config, metrics))
-
-
-@contextlib.contextmanager
-def _native_stderr_captured():
-    """Holds back what native code writes to file descriptor 2 inside the block.
-
-    TensorFlow's C++ runtime logs CUDA probing and oneDNN notices through
-    absl before its log level applies; they would bury the one-line errors
-    and progress bars. The text is replayed if the block raises.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _start_tensorflow():
-    with _native_stderr_captured():
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()
-        tf.constant(0.0)
-
-
-COMMANDS = {"train": run_train, "evaluate": run_evaluate}
-
-
-def main(argv=None):
-    """Entry point of the `tfvae` console script; returns the exit status."""
-    try:
-        args = build_parser().parse_args(argv)
-        _start_tensorflow()
-        COMMANDS[args.command](args)
-    except TfvaeError as error:
-        print(f"tfvae: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("tfvae: interrupted", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The `tfvae` command line: parses arguments, builds a config, calls the library."""
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+
+from tfvae.cli import train
+from tfvae.errors import TfvaeError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as tfvae's own errors are."""
+
+    def error(self, message):
+        raise TfvaeError(message)
+
+
+@contextlib.contextmanager
+def _native_stderr_captured():
+    """Holds back what native code writes to file descriptor 2 inside the block.
+
+    TensorFlow's C++ runtime logs CUDA probing and oneDNN notices through
+    absl before its log level applies; they would bury the one-line errors
+    and progress bars. The text is replayed if the block raises.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _start_tensorflow():
+    with _native_stderr_captured():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        tf.constant(0.0)
+
+
+# Each function adds one subcommand and sets its `handler`.
+SUBCOMMANDS = [train.add_train_parser, train.add_evaluate_parser]
+
+
+def build_parser():
+    parser = _Parser(prog="tfvae", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add_parser in SUBCOMMANDS:
+        add_parser(commands)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `tfvae` console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        _start_tensorflow()
+        args.handler(args)
+    except TfvaeError as error:
+        print(f"tfvae: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tfvae: interrupted", file=sys.stderr)
+        return 130
+    return 0
