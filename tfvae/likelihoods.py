@@ -25,9 +25,10 @@ class BernoulliLikelihood:
     name = "bernoulli"
     has_scale = False
 
-    def distribution(self, params, scale=None):
+    def distribution(self, params, scale=None, event_ndims=None):
+        """`p(x | params)`; the last `event_ndims` axes (default: all but the first) form one event."""
         params = tf.cast(params, tf.float32)
-        rank = len(params.shape) - 1
+        rank = len(params.shape) - 1 if event_ndims is None else event_ndims
         return tfd.Independent(
             tfd.Bernoulli(logits=params, dtype=tf.float32),
             reinterpreted_batch_ndims=rank,
@@ -63,9 +64,10 @@ class GaussianLikelihood:
     name = "gaussian"
     has_scale = True
 
-    def distribution(self, params, scale=None):
+    def distribution(self, params, scale=None, event_ndims=None):
+        """`p(x | params)`; the last `event_ndims` axes (default: all but the first) form one event."""
         params = tf.cast(params, tf.float32)
-        rank = len(params.shape) - 1
+        rank = len(params.shape) - 1 if event_ndims is None else event_ndims
         scale = tf.ones_like(params) if scale is None else scale * tf.ones_like(params)
         return tfd.Independent(tfd.Normal(loc=params, scale=scale), reinterpreted_batch_ndims=rank)
 

@@ -58,6 +58,28 @@ def negative_elbo(reconstruction_nll, kl, beta=1.0):
     return reconstruction_nll + beta * kl
 
 
+def importance_weighted_bound(log_weights):
+    """`log (1/k) sum_k exp(log_weights[k])` over axis 0, computed stably.
+
+    With `log_weights[k] = log p(x, z_k) - log q(z_k | x)` and `z_k ~ q`,
+    this is the IWAE lower bound on `log p(x)`; it tightens as `k` grows and
+    is the ELBO for `k = 1`.
+    """
+    log_weights = tf.cast(log_weights, tf.float32)
+    k = tf.cast(tf.shape(log_weights)[0], tf.float32)
+    return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(k)
+
+
+def active_units(posterior_means, threshold=0.01):
+    """Number of latent units whose posterior mean varies across the data.
+
+    A unit is active when `Cov_x(E_q[z_u | x]) > threshold` (Burda et al.,
+    2016); collapsed units copy the prior whatever the input.
+    """
+    variance = tf.math.reduce_variance(tf.cast(posterior_means, tf.float64), axis=0)
+    return int(tf.reduce_sum(tf.cast(variance > threshold, tf.int32)))
+
+
 def squared_error(x, reconstruction):
     """Mean squared error over the features of each example."""
     x = tf.cast(x, tf.float32)

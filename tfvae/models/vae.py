@@ -8,8 +8,10 @@ import tensorflow_probability as tfp
 
 from tfvae.errors import TfvaeError
 from tfvae.likelihoods import get_likelihood
+from tfvae.losses import importance_weighted_bound
 from tfvae.losses import soft_clip
 from tfvae.models import base
+from tfvae.models.encoder import check_positive_int
 
 tfd = tfp.distributions
 
@@ -51,6 +53,13 @@ class VAE(keras.Model):
             `"gaussian"` (decoder gives the mean; a shared scale is
             learned). Defaults to `"bernoulli"`.
         seed: int or None. Seed of the noise `eps`. Defaults to `None`.
+        iwae_samples: int. With `k > 1`, train on the importance-weighted
+            bound with `k` samples per example (IWAE, Burda et al. 2016),
+            which is tighter than the ELBO; `loss` then reports the negative
+            bound. Defaults to `1` (the ELBO).
+        kl_warmup_steps: int. Anneal the KL weight linearly from 0 to
+            `beta` over this many optimizer steps (computed in the graph from
+            `optimizer.iterations`, so it resumes exactly). Defaults to `0`.
         **kwargs: Base `keras.Model` arguments such as `name`.
 
     Example:
@@ -61,13 +70,32 @@ class VAE(keras.Model):
     >>> images = vae.sample(16)
     """
 
-    def __init__(self, encoder, decoder, beta=1.0, likelihood="bernoulli", seed=None, **kwargs):
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        beta=1.0,
+        likelihood="bernoulli",
+        seed=None,
+        iwae_samples=1,
+        kl_warmup_steps=0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not getattr(encoder, "probabilistic", False):
             raise TfvaeError("the VAE needs an Encoder built with probabilistic=True")
         beta = float(beta)
         if not math.isfinite(beta) or beta < 0:
             raise TfvaeError(f"beta must be a finite number >= 0. Received: beta={beta!r}")
+        check_positive_int("iwae_samples", iwae_samples)
+        if (
+            isinstance(kl_warmup_steps, bool)
+            or not isinstance(kl_warmup_steps, int)
+            or kl_warmup_steps < 0
+        ):
+            raise TfvaeError(
+                f"kl_warmup_steps must be an integer >= 0. Received: kl_warmup_steps={kl_warmup_steps!r}"
+            )
 
         # === Layers ===
         self.encoder = encoder
@@ -83,6 +111,8 @@ class VAE(keras.Model):
         # === Config ===
         self.beta = beta
         self.seed = seed
+        self.iwae_samples = iwae_samples
+        self.kl_warmup_steps = kl_warmup_steps
         self.loss_tracker, self.reconstruction_tracker, self.kl_tracker = base.mean_trackers(
             "loss", "reconstruction_loss", "kl_loss"
         )
@@ -146,10 +176,18 @@ class VAE(keras.Model):
         mu, _ = self.encode(inputs, training=training)
         return self.decode(mu, training=training)
 
+    def kl_weight(self, training=False):
+        """The KL weight in the training objective: `beta`, ramped up during warm-up."""
+        if not training or not self.kl_warmup_steps or getattr(self, "optimizer", None) is None:
+            return tf.constant(self.beta, tf.float32)
+        progress = tf.cast(self.optimizer.iterations, tf.float32) / float(self.kl_warmup_steps)
+        return self.beta * tf.minimum(progress, 1.0)
+
     def per_example_losses(self, x, training=False, eps=None):
         """Returns per-example `loss` (negative ELBO), `reconstruction_loss` and `kl_loss`.
 
-        One posterior sample per example; `eps` fixes it.
+        One posterior sample per example; `eps` fixes it. `loss` uses `beta`
+        (not the warm-up weight), so it is comparable across epochs.
         """
         mu, sigma = self.encoder(x, training=training)
         posterior = tfd.Independent(tfd.Normal(loc=mu, scale=sigma), reinterpreted_batch_ndims=1)
@@ -163,6 +201,55 @@ class VAE(keras.Model):
             "kl_loss": kl,
         }
 
+    def _log_weight_terms(self, x, eps, training=False):
+        """Returns `(log p(x|z_k), log p(z_k) - log q(z_k|x), posterior)`, terms `[k, batch]`."""
+        mu, sigma = self.encoder(x, training=training)
+        posterior = tfd.Independent(tfd.Normal(loc=mu, scale=sigma), reinterpreted_batch_ndims=1)
+        z = mu + sigma * tf.cast(eps, tf.float32)
+        k = tf.shape(z)[0]
+        batch = tf.shape(mu)[0]
+        params = self.decoder(tf.reshape(z, [k * batch, self.latent_dim]), training=training)
+        params = tf.reshape(params, tf.concat([[k, batch], tf.shape(params)[1:]], axis=0))
+        observation = self.likelihood.distribution(
+            params, self.observation_scale(), event_ndims=len(x.shape) - 1
+        )
+        log_px_z = observation.log_prob(tf.broadcast_to(tf.cast(x, tf.float32), tf.shape(params)))
+        log_ratio = self.prior().log_prob(z) - posterior.log_prob(z)
+        return log_px_z, log_ratio, posterior
+
+    def log_importance_weights(self, x, eps, training=False):
+        """`log p(x, z_k) - log q(z_k | x)` for `z_k = mu + sigma * eps[k]`.
+
+        Args:
+            x: tensor `[batch, ...]`.
+            eps: tensor `[k, batch, latent_dim]` of standard normal noise.
+
+        Returns:
+            A tensor `[k, batch]`. `logsumexp` over axis 0 minus `log k` is
+            the importance-weighted bound on `log p(x)` (the ELBO for `k = 1`);
+            `tfvae.evaluation` estimates `log p(x)` with it.
+        """
+        log_px_z, log_ratio, _ = self._log_weight_terms(x, eps, training=training)
+        return log_px_z + log_ratio
+
+    def _training_terms(self, x):
+        """Per-example terms of the objective being minimised, and the terms to report."""
+        kl_weight = self.kl_weight(training=True)
+        if self.iwae_samples == 1:
+            terms = self.per_example_losses(x, training=True)
+            return terms["reconstruction_loss"] + kl_weight * terms["kl_loss"], terms
+        eps = keras.random.normal(
+            (self.iwae_samples, tf.shape(x)[0], self.latent_dim), seed=self.seed_generator
+        )
+        log_px_z, log_ratio, posterior = self._log_weight_terms(x, eps, training=True)
+        objective = -importance_weighted_bound(log_px_z + kl_weight * log_ratio)
+        terms = {
+            "loss": -importance_weighted_bound(log_px_z + self.beta * log_ratio),
+            "reconstruction_loss": -tf.reduce_mean(log_px_z, axis=0),
+            "kl_loss": posterior.kl_divergence(self.prior()),
+        }
+        return objective, terms
+
     def _update_metrics(self, terms):
         self.loss_tracker.update_state(terms["loss"])
         self.reconstruction_tracker.update_state(terms["reconstruction_loss"])
@@ -172,8 +259,8 @@ class VAE(keras.Model):
     def train_step(self, data):
         x, _ = base.unpack_inputs(data)
         with tf.GradientTape() as tape:
-            terms = self.per_example_losses(x, training=True)
-            loss = base.average_over_global_batch(terms["loss"], x)
+            objective, terms = self._training_terms(x)
+            loss = base.average_over_global_batch(objective, x)
             loss += base.regularization_loss(self)
         base.apply_gradients(self, tape, loss)
         return self._update_metrics(terms)
@@ -191,6 +278,8 @@ class VAE(keras.Model):
                 "beta": self.beta,
                 "likelihood": self.likelihood.name,
                 "seed": self.seed,
+                "iwae_samples": self.iwae_samples,
+                "kl_warmup_steps": self.kl_warmup_steps,
             }
         )
         return config
