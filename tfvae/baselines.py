@@ -27,3 +27,23 @@ def independent_features_nll(x_train, x_test, likelihood):
     else:
         raise TfvaeError(f"unknown likelihood {likelihood!r}; expected 'bernoulli' or 'gaussian'")
     return float(-log_p.sum(axis=1).mean())
+
+
+def pca_reconstruction_mse(x_train, x_test, n_components):
+    """Test MSE per feature of PCA with `n_components`, fitted on the training set.
+
+    PCA is the optimal linear autoencoder: no linear encoder/decoder pair of
+    that latent size reconstructs the training data with lower squared error.
+    """
+    from sklearn.decomposition import PCA
+
+    x_train = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
+    x_test = np.asarray(x_test, np.float64).reshape(len(x_test), -1)
+    if not 1 <= n_components <= min(x_train.shape):
+        raise TfvaeError(
+            f"n_components must be in [1, {min(x_train.shape)}] for this data. "
+            f"Received: n_components={n_components}"
+        )
+    pca = PCA(n_components=n_components, svd_solver="full").fit(x_train)
+    reconstruction = pca.inverse_transform(pca.transform(x_test))
+    return float(np.mean((reconstruction - x_test) ** 2))

@@ -6,6 +6,7 @@ import math
 import os
 
 from tfvae.errors import TfvaeError
+from tfvae.precision import PRECISIONS
 
 MODEL_NAMES = ("ae", "vae")
 ARCH_NAMES = ("dense", "conv")
@@ -53,6 +54,18 @@ class TrainConfig:
             for validation (user files and `digits`). Defaults to `0.1`.
         seed: int. Seeds weights, shuffling and the VAE's noise. Defaults
             to `0`.
+        iwae_samples: int. Train the VAE on the importance-weighted bound
+            with this many samples; `1` is the ELBO. Defaults to `1`.
+        kl_warmup_epochs: int. Ramp the KL weight from 0 to `beta` over
+            this many epochs. Defaults to `0`.
+        precision: str. `"float32"`, `"mixed_bfloat16"`,
+            `"mixed_float16"` or `"auto"` (see `tfvae.precision`). Defaults
+            to `"auto"`.
+        jit_compile: bool. Compile train steps with XLA. Defaults to
+            `False` (on CPU, XLA's matrix products are slower than oneDNN's).
+        steps_per_execution: int. Train steps per call into the compiled
+            graph; larger values remove per-step Python overhead. Defaults
+            to `32`.
         out: str or None. Run directory; `None` makes one under
             `saved_models/`. Defaults to `None`.
     """
@@ -71,6 +84,11 @@ class TrainConfig:
     binarize: bool | None = None
     validation_fraction: float = 0.1
     seed: int = 0
+    iwae_samples: int = 1
+    kl_warmup_epochs: int = 0
+    precision: str = "auto"
+    jit_compile: bool = False
+    steps_per_execution: int = 32
     out: str | None = None
 
     def __post_init__(self):
@@ -111,6 +129,24 @@ class TrainConfig:
                 "validation_fraction must be in (0, 1). "
                 f"Received: validation_fraction={self.validation_fraction!r}"
             )
+        _check_positive_int("iwae_samples", self.iwae_samples)
+        _check_positive_int("steps_per_execution", self.steps_per_execution)
+        if (
+            isinstance(self.kl_warmup_epochs, bool)
+            or not isinstance(self.kl_warmup_epochs, int)
+            or self.kl_warmup_epochs < 0
+        ):
+            raise TfvaeError(
+                "kl_warmup_epochs must be an integer >= 0. "
+                f"Received: kl_warmup_epochs={self.kl_warmup_epochs!r}"
+            )
+        if self.model == "ae" and (self.iwae_samples != 1 or self.kl_warmup_epochs):
+            raise TfvaeError("iwae_samples and kl_warmup_epochs apply to --model vae only")
+        _check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.jit_compile, bool):
+            raise TfvaeError(
+                f"jit_compile must be true or false. Received: jit_compile={self.jit_compile!r}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise TfvaeError(f"seed must be an integer >= 0. Received: seed={self.seed!r}")
 
@@ -123,6 +159,12 @@ class TrainConfig:
         if self.likelihood != "auto":
             return self.likelihood
         return "bernoulli" if self.resolved_binarize else "gaussian"
+
+    @property
+    def resolved_precision(self):
+        from tfvae.precision import resolve_precision
+
+        return resolve_precision(self.precision)
 
     def to_dict(self):
         data = dataclasses.asdict(self)

@@ -37,6 +37,28 @@ def importance_sampled_nll(
     Returns:
         A numpy array `[n]` of estimated negative log-likelihoods in nats.
     """
+    return estimate_nll(
+        vae.log_importance_weights, vae.latent_dim, x, num_samples, batch_size, seed, verbose
+    )
+
+
+def estimate_nll(
+    log_weights_fn,
+    latent_dim,
+    x,
+    num_samples=DEFAULT_NLL_SAMPLES,
+    batch_size=100,
+    seed=0,
+    verbose=False,
+):
+    """`importance_sampled_nll` for any model given as its log-importance-weight function.
+
+    Args:
+        log_weights_fn: callable `(x [b, ...], eps [k, b, latent_dim]) -> [k, b]`
+            returning `log p(x, z) - log q(z | x)` at `z = mu + sigma * eps`.
+        latent_dim: int.
+        x, num_samples, batch_size, seed, verbose: as in `importance_sampled_nll`.
+    """
     import keras
     import tensorflow as tf
 
@@ -46,11 +68,11 @@ def importance_sampled_nll(
         )
     x = np.asarray(x, np.float32)
     samples_per_chunk = max(1, min(num_samples, NLL_CHUNK_ELEMENTS // batch_size))
-    log_weights_fn = tf.function(
-        vae.log_importance_weights,
+    compiled = tf.function(
+        log_weights_fn,
         input_signature=[
             tf.TensorSpec([None, *x.shape[1:]], tf.float32),
-            tf.TensorSpec([None, None, vae.latent_dim], tf.float32),
+            tf.TensorSpec([None, None, latent_dim], tf.float32),
         ],
     )
     progress = keras.utils.Progbar(len(x), unit_name="example") if verbose else None
@@ -61,9 +83,9 @@ def importance_sampled_nll(
         for chunk_index, k0 in enumerate(range(0, num_samples, samples_per_chunk)):
             k = min(samples_per_chunk, num_samples - k0)
             eps = tf.random.stateless_normal(
-                (k, len(xb), vae.latent_dim), seed=[seed, batch_index * 100_003 + chunk_index]
+                (k, len(xb), latent_dim), seed=[seed, batch_index * 100_003 + chunk_index]
             )
-            chunks.append(log_weights_fn(xb, eps).numpy().astype(np.float64))
+            chunks.append(compiled(xb, eps).numpy().astype(np.float64))
         log_weights = np.concatenate(chunks, axis=0)
         top = log_weights.max(axis=0)
         log_mean = top + np.log(np.exp(log_weights - top).sum(axis=0)) - math.log(num_samples)

@@ -120,3 +120,20 @@ def save_figure(figure, path):
     figure.savefig(tmp, dpi=100, format="png")
     plt.close(figure)
     os.replace(tmp, path)
+
+
+def mse_vs_latent_figure(latent_dims, series, title="Test reconstruction MSE against latent size"):
+    """Lines of test MSE against latent size, one per method (`series`: name -> values)."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for name, values in series.items():
+        axis.plot(latent_dims, values, marker="o", label=name)
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(latent_dims, [str(d) for d in latent_dims])
+    axis.set_yscale("log")
+    axis.set_xlabel("latent size")
+    axis.set_ylabel("test MSE per feature")
+    axis.set_title(title, fontsize=10)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    return figure

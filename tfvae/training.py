@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime
+import math
 import os
 import shutil
 import tempfile
@@ -52,16 +53,27 @@ def prepare(config):
     return data
 
 
-def build_compiled_model(config, data_shape):
-    """The model `config` describes, seeded, built and compiled with Adam."""
+def build_compiled_model(config, data_shape, steps_per_epoch=None):
+    """The model `config` describes, seeded, built and compiled with Adam.
+
+    `steps_per_epoch` converts a KL warm-up given in epochs to steps.
+    """
     import keras
 
     from tfvae.models import build_model
 
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, data_shape)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    model = build_model(config, data_shape, steps_per_epoch)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        jit_compile=config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
+    )
     return model
+
+
+def count_steps_per_epoch(config, data):
+    return math.ceil(len(data.x_train) / config.batch_size)
 
 
 def write_figures(model, config, data, run_dir):
@@ -91,6 +103,67 @@ def write_figures(model, config, data, run_dir):
         )
 
 
+def write_run_files(model, config, data, history, directory):
+    """Writes a trained model's run files into the existing `directory`.
+
+    `model.keras`, `config.json`, `history.json`, `metrics.json` (test
+    metrics) and the figures; `tfvae evaluate` reads the result.
+
+    Returns:
+        The test metrics (a dict).
+    """
+    metrics = evaluate_model(model, data, config.resolved_likelihood)
+    model.save(os.path.join(directory, runs.MODEL_FILE))
+    runs.write_json(os.path.join(directory, runs.CONFIG_FILE), config.to_dict())
+    runs.write_json(os.path.join(directory, runs.HISTORY_FILE), history)
+    runs.write_json(os.path.join(directory, runs.METRICS_FILE), metrics)
+    write_figures(model, config, data, directory)
+    plots.save_figure(plots.history_figure(history), os.path.join(directory, "training_curves.png"))
+    return metrics
+
+
+def _staging_dir(run_dir):
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    os.makedirs(parent, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(run_dir)}-", dir=parent)
+
+
+def _move_into_place(staging, run_dir):
+    if os.path.isdir(run_dir):
+        os.rmdir(run_dir)
+    os.rename(staging, run_dir)
+
+
+def write_run_dir(model, config, data, history, run_dir, logs_dir=None):
+    """Writes a complete run directory for a model trained elsewhere (e.g. by a tuner).
+
+    Staged and renamed like `train`'s, so `run_dir` is complete or absent.
+
+    Args:
+        model: the trained, compiled model.
+        config: `TrainConfig` that describes it.
+        data: `DataSplits` of `config`.
+        history: dict. Per-epoch metrics, as `History.history`.
+        run_dir: str. A new or empty directory.
+        logs_dir: str or None. TensorBoard logs to copy to `run_dir/logs`.
+            Defaults to `None`.
+
+    Returns:
+        The test metrics (a dict).
+    """
+    runs.check_new_run_dir(run_dir)
+    staging = _staging_dir(run_dir)
+    try:
+        if logs_dir is not None:
+            shutil.copytree(logs_dir, os.path.join(staging, "logs"))
+        metrics = write_run_files(model, config, data, history, staging)
+        _move_into_place(staging, run_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metrics
+
+
 def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT):
     """Trains the model `config` describes and writes a run directory.
 
@@ -114,11 +187,9 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT):
     data = prepare(config)
     run_dir = config.out or default_run_dir(config, runs_root)
     runs.check_new_run_dir(run_dir)
-    model = build_compiled_model(config, data.data_shape)
+    model = build_compiled_model(config, data.data_shape, count_steps_per_epoch(config, data))
 
-    parent = os.path.dirname(os.path.abspath(run_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(run_dir)}-", dir=parent)
+    staging = _staging_dir(run_dir)
     try:
         callbacks = [keras.callbacks.TensorBoard(log_dir=os.path.join(staging, "logs"))]
         history = model.fit(
@@ -127,20 +198,11 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT):
             epochs=config.epochs,
             callbacks=callbacks,
             verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, seeded
         )
         history = {name: [float(v) for v in values] for name, values in history.history.items()}
-        metrics = evaluate_model(model, data, config.resolved_likelihood)
-        model.save(os.path.join(staging, runs.MODEL_FILE))
-        runs.write_json(os.path.join(staging, runs.CONFIG_FILE), config.to_dict())
-        runs.write_json(os.path.join(staging, runs.HISTORY_FILE), history)
-        runs.write_json(os.path.join(staging, runs.METRICS_FILE), metrics)
-        write_figures(model, config, data, staging)
-        plots.save_figure(
-            plots.history_figure(history), os.path.join(staging, "training_curves.png")
-        )
-        if os.path.isdir(run_dir):
-            os.rmdir(run_dir)
-        os.rename(staging, run_dir)
+        metrics = write_run_files(model, config, data, history, staging)
+        _move_into_place(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -6,7 +6,9 @@ import os
 import sys
 import tempfile
 
+from tfvae.cli import compare
 from tfvae.cli import train
+from tfvae.cli import tune
 from tfvae.errors import TfvaeError
 
 EXIT_USAGE = 2
@@ -52,7 +54,12 @@ def _start_tensorflow():
 
 
 # Each function adds one subcommand and sets its `handler`.
-SUBCOMMANDS = [train.add_train_parser, train.add_evaluate_parser]
+SUBCOMMANDS = [
+    train.add_train_parser,
+    train.add_evaluate_parser,
+    compare.add_compare_parser,
+    tune.add_tune_parser,
+]
 
 
 def build_parser():

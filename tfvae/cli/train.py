@@ -6,6 +6,10 @@ from tfvae.config import ARCH_NAMES
 from tfvae.config import LIKELIHOOD_NAMES
 from tfvae.config import MODEL_NAMES
 from tfvae.config import TrainConfig
+from tfvae.errors import TfvaeError
+from tfvae.precision import PRECISIONS
+
+DEFAULT_NLL_SAMPLES = 1000
 
 
 def _integer(text):
@@ -80,6 +84,36 @@ def add_train_arguments(parser):
         default=None,
         help="Threshold pixels at 0.5. Default: on for vae, off for ae",
     )
+    parser.add_argument(
+        "--iwae-samples",
+        type=int,
+        default=defaults.iwae_samples,
+        help="VAE: train on the importance-weighted bound with K samples. Default: %(default)s",
+    )
+    parser.add_argument(
+        "--kl-warmup-epochs",
+        type=int,
+        default=defaults.kl_warmup_epochs,
+        help="VAE: ramp the KL weight from 0 to beta over N epochs. Default: %(default)s",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=defaults.precision,
+        help="auto: mixed_bfloat16 on CPUs with native bf16, else float32. Default: %(default)s",
+    )
+    parser.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.jit_compile,
+        help="Compile train steps with XLA. Default: off",
+    )
+    parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=defaults.steps_per_execution,
+        help="Train steps per graph call. Default: %(default)s",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="Default: %(default)s")
     parser.add_argument(
         "--out", default=None, help="Run directory (new or empty). Default: saved_models/<run name>"
@@ -96,6 +130,12 @@ def add_train_parser(commands):
 def add_evaluate_parser(commands):
     parser = commands.add_parser("evaluate", help="print a run's test metrics")
     parser.add_argument("run_dir", help="a directory written by `tfvae train`")
+    parser.add_argument(
+        "--nll-samples",
+        type=int,
+        default=DEFAULT_NLL_SAMPLES,
+        help="VAE: importance samples for -log p(x); 0 skips it. Default: %(default)s",
+    )
     parser.set_defaults(handler=run_evaluate)
 
 
@@ -114,6 +154,11 @@ def config_from_args(args):
         likelihood=args.likelihood,
         binarize=args.binarize,
         seed=args.seed,
+        iwae_samples=args.iwae_samples,
+        kl_warmup_epochs=args.kl_warmup_epochs,
+        precision=args.precision,
+        jit_compile=args.jit_compile,
+        steps_per_execution=args.steps_per_execution,
         out=args.out,
     )
 
@@ -132,5 +177,7 @@ def run_evaluate(args):
     from tfvae.evaluation import evaluate_run
     from tfvae.evaluation import format_metrics
 
-    config, metrics = evaluate_run(args.run_dir)
+    if args.nll_samples < 0:
+        raise TfvaeError(f"--nll-samples must be >= 0. Received: {args.nll_samples}")
+    config, metrics = evaluate_run(args.run_dir, nll_samples=args.nll_samples, verbose=True)
     print(format_metrics(config, metrics))

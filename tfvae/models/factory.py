@@ -8,12 +8,16 @@ from tfvae.models.vae import VAE
 
 
 def _networks(config, data_shape, probabilistic):
+    # The networks compute in the run's precision; the models' own loss
+    # arithmetic (KL, log-likelihoods) stays float32.
+    policy = config.resolved_precision
     encoder = Encoder(
         config.latent_dim,
         arch=config.arch,
         hidden_units=config.hidden_units,
         filters=config.filters,
         probabilistic=probabilistic,
+        dtype=policy,
         name="encoder",
     )
     decoder = Decoder(
@@ -21,17 +25,18 @@ def _networks(config, data_shape, probabilistic):
         arch=config.arch,
         hidden_units=config.hidden_units,
         filters=config.filters,
+        dtype=policy,
         name="decoder",
     )
     return encoder, decoder
 
 
-def build_autoencoder(config, data_shape):
+def build_autoencoder(config, data_shape, steps_per_epoch=None):
     encoder, decoder = _networks(config, data_shape, probabilistic=False)
     return Autoencoder(encoder, decoder, likelihood=config.resolved_likelihood, name="autoencoder")
 
 
-def build_vae(config, data_shape):
+def build_vae(config, data_shape, steps_per_epoch=None):
     encoder, decoder = _networks(config, data_shape, probabilistic=True)
     return VAE(
         encoder,
@@ -39,6 +44,8 @@ def build_vae(config, data_shape):
         beta=config.beta,
         likelihood=config.resolved_likelihood,
         seed=config.seed,
+        iwae_samples=config.iwae_samples,
+        kl_warmup_steps=config.kl_warmup_epochs * (steps_per_epoch or 0),
         name="vae",
     )
 
@@ -46,17 +53,21 @@ def build_vae(config, data_shape):
 MODEL_BUILDERS = {"ae": build_autoencoder, "vae": build_vae}
 
 
-def build_model(config, data_shape):
+def build_model(config, data_shape, steps_per_epoch=None):
     """Returns the built (weights created) model that `config.model` names.
 
     Args:
         config: `TrainConfig`.
         data_shape: tuple of int. Shape of one example.
+        steps_per_epoch: int or None. Converts `config.kl_warmup_epochs`
+            to optimizer steps; needed only with a KL warm-up.
     """
+    if config.kl_warmup_epochs and not steps_per_epoch:
+        raise TfvaeError("a KL warm-up needs steps_per_epoch to convert epochs to steps")
     if config.model not in MODEL_BUILDERS:
         raise TfvaeError(
             f"unknown model {config.model!r}; expected one of {sorted(MODEL_BUILDERS)}"
         )
-    model = MODEL_BUILDERS[config.model](config, tuple(data_shape))
+    model = MODEL_BUILDERS[config.model](config, tuple(data_shape), steps_per_epoch)
     model.build((None, *data_shape))
     return model
