@@ -10,6 +10,7 @@ from tfvae.comparison import compare_with_pca
 from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
 from tfvae.training import build_compiled_model
+from tfvae.training import count_steps_per_epoch
 
 
 def test_pca_mse_matches_a_truncated_svd(digits):
@@ -36,10 +37,11 @@ def test_linear_autoencoder_trained_to_convergence_matches_pca(digits):
         hidden_units=(),
         precision="float32",
         learning_rate=1e-2,
+        weight_decay=0.0,
         batch_size=128,
         epochs=500,
     )
-    model = build_compiled_model(config, digits.data_shape)
+    model = build_compiled_model(config, digits.data_shape, count_steps_per_epoch(config, digits))
     model.fit(digits.pipeline("train", 128), epochs=config.epochs, verbose=0, shuffle=False)
     ae_mse = float(np.mean((model.predict(digits.x_test, verbose=0) - digits.x_test) ** 2))
     pca_mse = pca_reconstruction_mse(digits.x_train, digits.x_test, 8)

@@ -149,3 +149,51 @@ def test_vae_needs_a_probabilistic_encoder_and_valid_beta():
         VAE(Encoder(2), Decoder((4,)))
     with pytest.raises(TfvaeError, match="beta must be a finite number >= 0. Received: beta=-1.0"):
         VAE(Encoder(2, probabilistic=True), Decoder((4,)), beta=-1)
+
+
+def test_kl_warmup_ramps_the_weight_with_optimizer_steps(digits_binary):
+    keras.utils.set_random_seed(0)
+    vae = VAE(
+        Encoder(3, hidden_units=(16,), probabilistic=True),
+        Decoder((8, 8, 1), hidden_units=(16,)),
+        beta=2.0,
+        kl_warmup_steps=10,
+    )
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    vae.build((None, 8, 8, 1))
+    vae.optimizer.build(vae.trainable_variables)
+    assert float(vae.kl_weight(training=True)) == 0.0
+    assert float(vae.kl_weight(training=False)) == 2.0
+    vae.fit(digits_binary.x_train[:128], batch_size=32, epochs=1, verbose=0)  # 4 steps
+    assert float(vae.kl_weight(training=True)) == pytest.approx(0.8)
+    vae.fit(digits_binary.x_train[:256], batch_size=32, epochs=1, verbose=0)  # 12 steps
+    assert float(vae.kl_weight(training=True)) == pytest.approx(2.0)
+
+
+def test_iwae_training_reports_a_bound_tighter_than_the_elbo(digits_binary):
+    x = digits_binary.x_train
+    elbo_vae = small_vae(latent_dim=4)
+    iwae_vae = small_vae(latent_dim=4)
+    iwae_vae.iwae_samples = 8
+    iwae_vae.set_weights(elbo_vae.get_weights())
+    objective, terms = iwae_vae._training_terms(tf.constant(x[:256]))
+    elbo_terms = elbo_vae.per_example_losses(x[:256])
+    # The IWAE bound (k=8) is at least as tight as the one-sample ELBO, on average.
+    assert float(tf.reduce_mean(terms["loss"])) < float(tf.reduce_mean(elbo_terms["loss"]))
+    np.testing.assert_allclose(objective.numpy(), terms["loss"].numpy(), rtol=1e-6)
+    history = iwae_vae.fit(x, epochs=3, batch_size=64, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_output_bias_starts_the_decoder_at_the_data_mean(mnist5k_binary):
+    for arch in ("dense", "conv"):
+        vae = small_vae(shape=(28, 28, 1), arch=arch)
+        vae.initialize_output_bias(mnist5k_binary.x_train)
+        layer = vae.decoder.body[-2] if arch == "dense" else vae.decoder.body[-1]
+        bias = layer.get_weights()[1]
+        mean = np.clip(mnist5k_binary.x_train.mean(axis=0), 1e-3, 1 - 1e-3)
+        expected = np.log(mean) - np.log1p(-mean)
+        if arch == "dense":
+            np.testing.assert_allclose(bias, expected.reshape(-1), rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_allclose(bias, [expected.mean()], rtol=1e-5)

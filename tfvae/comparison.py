@@ -27,7 +27,9 @@ def _trained_mse(config, data, verbose):
     from tfvae.training import build_compiled_model
     from tfvae.training import count_steps_per_epoch
 
-    model = build_compiled_model(config, data.data_shape, count_steps_per_epoch(config, data))
+    model = build_compiled_model(
+        config, data.data_shape, count_steps_per_epoch(config, data), x_train=data.x_train
+    )
     model.fit(
         data.pipeline("train", config.batch_size, seed=config.seed),
         epochs=config.epochs,

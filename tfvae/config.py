@@ -13,6 +13,7 @@ ARCH_NAMES = ("dense", "conv")
 LIKELIHOOD_NAMES = ("auto", "bernoulli", "gaussian")
 BUILTIN_DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
 ARRAY_FILE_SUFFIXES = (".npz", ".npy")
+LR_SCHEDULES = ("cosine", "constant")
 
 
 def _check_positive_int(name, value):
@@ -45,7 +46,11 @@ class TrainConfig:
         epochs: int. Defaults to `50`.
         batch_size: int. Defaults to `128`.
         beta: float. KL weight (VAE). Defaults to `1.0`.
-        learning_rate: float. Adam's step size. Defaults to `1e-3`.
+        learning_rate: float. Adam's (peak) step size. Defaults to `3e-3`.
+        lr_schedule: str. `"cosine"` decays the step size to 0 over the
+            run; `"constant"` keeps it. Defaults to `"cosine"`.
+        weight_decay: float. Decoupled weight decay (AdamW); `0` is plain
+            Adam. Defaults to `0.05`.
         likelihood: str. `"bernoulli"`, `"gaussian"`, or `"auto"`: Bernoulli
             for binarized data, Gaussian otherwise. Defaults to `"auto"`.
         binarize: bool or None. Threshold pixels at 0.5. `None` means yes
@@ -79,7 +84,9 @@ class TrainConfig:
     epochs: int = 50
     batch_size: int = 128
     beta: float = 1.0
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
+    lr_schedule: str = "cosine"
+    weight_decay: float = 0.05
     likelihood: str = "auto"
     binarize: bool | None = None
     validation_fraction: float = 0.1
@@ -123,6 +130,15 @@ class TrainConfig:
         ):
             raise TfvaeError(
                 f"learning_rate must be a positive number. Received: learning_rate={self.learning_rate!r}"
+            )
+        _check_choice("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
+        if not (
+            isinstance(self.weight_decay, (int, float))
+            and math.isfinite(self.weight_decay)
+            and self.weight_decay >= 0
+        ):
+            raise TfvaeError(
+                f"weight_decay must be a finite number >= 0. Received: weight_decay={self.weight_decay!r}"
             )
         if not 0.0 < self.validation_fraction < 1.0:
             raise TfvaeError(

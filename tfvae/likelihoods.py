@@ -40,6 +40,11 @@ class BernoulliLikelihood:
     def mean(self, params):
         return tf.sigmoid(params)
 
+    def params_for_mean(self, mean):
+        """Logits whose Bernoulli mean is `mean` (clipped to [1e-3, 1 - 1e-3])."""
+        mean = np.clip(np.asarray(mean, np.float64), 1e-3, 1 - 1e-3)
+        return np.log(mean) - np.log1p(-mean)
+
     def reconstruction_error(self, x, params):
         return losses.binary_cross_entropy(x, params)
 
@@ -76,6 +81,9 @@ class GaussianLikelihood:
 
     def mean(self, params):
         return params
+
+    def params_for_mean(self, mean):
+        return np.asarray(mean, np.float64)
 
     def reconstruction_error(self, x, params):
         return losses.squared_error(x, params)

@@ -12,6 +12,7 @@ import numpy as np
 from tfvae import plots
 from tfvae import runs
 from tfvae.data import load_dataset
+from tfvae.errors import TfvaeError
 from tfvae.evaluation import evaluate_model
 from tfvae.models.decoder import check_conv_shape
 
@@ -53,10 +54,35 @@ def prepare(config):
     return data
 
 
-def build_compiled_model(config, data_shape, steps_per_epoch=None):
-    """The model `config` describes, seeded, built and compiled with Adam.
+def build_optimizer(config, steps_per_epoch=None):
+    """Adam, or AdamW with `config.weight_decay`, with the configured step-size schedule."""
+    import keras
 
-    `steps_per_epoch` converts a KL warm-up given in epochs to steps.
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        if not steps_per_epoch:
+            raise TfvaeError("the cosine schedule needs steps_per_epoch to know the run's length")
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=config.epochs * steps_per_epoch
+        )
+    if not config.weight_decay:
+        return keras.optimizers.Adam(learning_rate)
+    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+    # Decay pulls weights to 0; for the Gaussian's log-scale that means scale 1.
+    optimizer.exclude_from_weight_decay(var_names=["observation_log_scale"])
+    return optimizer
+
+
+def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None):
+    """The model `config` describes: seeded, built, initialised and compiled.
+
+    Args:
+        config: `TrainConfig`.
+        data_shape: tuple of int.
+        steps_per_epoch: int or None. Converts the cosine schedule's and the
+            KL warm-up's lengths from epochs to steps; needed for either.
+        x_train: array or None. When given, the decoder's output bias starts
+            at the training data's mean (see `VAE.initialize_output_bias`).
     """
     import keras
 
@@ -64,8 +90,10 @@ def build_compiled_model(config, data_shape, steps_per_epoch=None):
 
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, data_shape, steps_per_epoch)
+    if x_train is not None:
+        model.initialize_output_bias(x_train)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=build_optimizer(config, steps_per_epoch),
         jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
@@ -187,7 +215,9 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT):
     data = prepare(config)
     run_dir = config.out or default_run_dir(config, runs_root)
     runs.check_new_run_dir(run_dir)
-    model = build_compiled_model(config, data.data_shape, count_steps_per_epoch(config, data))
+    model = build_compiled_model(
+        config, data.data_shape, count_steps_per_epoch(config, data), x_train=data.x_train
+    )
 
     staging = _staging_dir(run_dir)
     try:

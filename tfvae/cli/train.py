@@ -4,6 +4,7 @@ import argparse
 
 from tfvae.config import ARCH_NAMES
 from tfvae.config import LIKELIHOOD_NAMES
+from tfvae.config import LR_SCHEDULES
 from tfvae.config import MODEL_NAMES
 from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
@@ -70,7 +71,19 @@ def add_train_arguments(parser):
         "--learning-rate",
         type=float,
         default=defaults.learning_rate,
-        help="Adam step size. Default: %(default)s",
+        help="Adam's (peak) step size. Default: %(default)s",
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=defaults.lr_schedule,
+        help="cosine: decay the step size to 0 over the run. Default: %(default)s",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=defaults.weight_decay,
+        help="AdamW's decoupled weight decay; 0 for Adam. Default: %(default)s",
     )
     parser.add_argument(
         "--likelihood",
@@ -151,6 +164,8 @@ def config_from_args(args):
         batch_size=args.batch_size,
         beta=args.beta,
         learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
+        weight_decay=args.weight_decay,
         likelihood=args.likelihood,
         binarize=args.binarize,
         seed=args.seed,

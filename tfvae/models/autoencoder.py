@@ -1,6 +1,7 @@
 """The deterministic autoencoder."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfvae.likelihoods import get_likelihood
@@ -59,6 +60,17 @@ class Autoencoder(keras.Model):
     def decode(self, z, training=False):
         """Returns the reconstruction (the likelihood's mean) for codes `z`."""
         return self.likelihood.mean(tf.cast(self.decoder(z, training=training), tf.float32))
+
+    def initialize_output_bias(self, x):
+        """Starts the decoder at the data's mean: its output bias becomes the
+        likelihood parameters of the per-feature mean of `x`.
+
+        The network then learns deviations from the average example instead of
+        spending its first epochs finding it (for MNIST, several nats of
+        held-out likelihood after 50 epochs).
+        """
+        mean = np.mean(np.asarray(x, np.float64), axis=0)
+        self.decoder.set_output_bias(self.likelihood.params_for_mean(mean))
 
     def build(self, input_shape):
         self.encoder.build(input_shape)

@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 from keras import layers
 
 from tfvae.errors import TfvaeError
@@ -118,6 +119,22 @@ class Decoder(keras.Model):
     def build(self, input_shape):
         build_sequence(self.body, input_shape)
         self.built = True
+
+    def set_output_bias(self, params):
+        """Sets the output layer's bias so that a zero hidden state decodes to `params`.
+
+        `params` has the data's shape; a conv decoder has one bias per
+        channel and takes the spatial mean.
+        """
+        params = np.asarray(params, np.float32)
+        output = self.body[-2] if self.arch == "dense" else self.body[-1]
+        kernel, _ = output.get_weights()
+        bias = (
+            params.reshape(-1)
+            if self.arch == "dense"
+            else params.reshape(-1, params.shape[-1]).mean(axis=0)
+        )
+        output.set_weights([kernel, bias])
 
     def call(self, inputs, training=None):
         h = inputs

@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -166,6 +167,17 @@ class VAE(keras.Model):
         if eps is None:
             eps = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
         return self.decode(eps)
+
+    def initialize_output_bias(self, x):
+        """Starts the decoder at the data's mean: its output bias becomes the
+        likelihood parameters of the per-feature mean of `x`.
+
+        The network then learns deviations from the average example instead of
+        spending its first epochs finding it (for MNIST, several nats of
+        held-out likelihood after 50 epochs).
+        """
+        mean = np.mean(np.asarray(x, np.float64), axis=0)
+        self.decoder.set_output_bias(self.likelihood.params_for_mean(mean))
 
     def build(self, input_shape):
         self.encoder.build(input_shape)

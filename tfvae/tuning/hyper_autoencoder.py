@@ -63,7 +63,10 @@ class HyperAutoencoder(keras_tuner.HyperModel):
     def build(self, hp):
         config = self.trial_config(hp)
         model = build_compiled_model(
-            config, self.data.data_shape, count_steps_per_epoch(config, self.data)
+            config,
+            self.data.data_shape,
+            count_steps_per_epoch(config, self.data),
+            x_train=self.data.x_train,
         )
         # Keras Tuner restores checkpoints (the best model, a Hyperband trial
         # continuing another) into a fresh model; with the optimizer's
