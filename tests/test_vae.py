@@ -197,3 +197,34 @@ def test_output_bias_starts_the_decoder_at_the_data_mean(mnist5k_binary):
             np.testing.assert_allclose(bias, expected.reshape(-1), rtol=1e-5, atol=1e-5)
         else:
             np.testing.assert_allclose(bias, [expected.mean()], rtol=1e-5)
+
+
+def test_mirrored_vae_training_matches_one_device_with_an_uneven_last_batch(digits_binary):
+    """Loss averaged over the global batch and noise drawn for the global batch:
+    two replicas train exactly the model one device trains."""
+    x = digits_binary.x_train[:100]  # batches of 32: 32, 32, 32, 4
+
+    def train(strategy):
+        with strategy.scope():
+            vae = small_vae(seed=5)
+        dataset = tf.data.Dataset.from_tensor_slices(x).batch(32)
+        history = vae.fit(dataset, epochs=2, verbose=0).history
+        return [v.numpy() for v in vae.weights], history
+
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    single_weights, single = train(tf.distribute.OneDeviceStrategy(devices[0]))
+    mirrored_weights, mirrored = train(tf.distribute.MirroredStrategy(devices))
+    for a, b in zip(single_weights, mirrored_weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for name in ("loss", "reconstruction_loss", "kl_loss"):
+        np.testing.assert_allclose(single[name], mirrored[name], rtol=1e-5)
+
+
+def test_seeded_training_noise_depends_only_on_seed_and_step(digits_binary):
+    x = tf.constant(digits_binary.x_train[:8])
+    first, second = small_vae(seed=9), small_vae(seed=9)
+    np.testing.assert_array_equal(first.training_noise(x), second.training_noise(x))
+    first.optimizer.iterations.assign(3)
+    assert not np.allclose(first.training_noise(x), second.training_noise(x))
+    second.optimizer.iterations.assign(3)
+    np.testing.assert_array_equal(first.training_noise(x, 4), second.training_noise(x, 4))

@@ -244,15 +244,38 @@ class VAE(keras.Model):
         log_px_z, log_ratio, _ = self._log_weight_terms(x, eps, training=training)
         return log_px_z + log_ratio
 
+    def training_noise(self, x, samples=1):
+        """The train step's `eps`, `[samples, batch, latent_dim]`.
+
+        With a seed, the noise is a pure function of `(seed, optimizer step,
+        position in the global batch)`: drawn for the whole global batch from
+        a stateless generator, then sliced to this replica's share. So a run
+        resumed from a checkpoint, or split over `tf.distribute` replicas,
+        draws exactly the noise of an uninterrupted single-device run.
+        Without a seed it comes from the model's `SeedGenerator`.
+        """
+        local = tf.shape(x)[0]
+        if self.seed is None or getattr(self, "optimizer", None) is None:
+            return keras.random.normal((samples, local, self.latent_dim), seed=self.seed_generator)
+        offset, total = 0, local
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            sizes = context.all_gather(tf.reshape(local, [1]), axis=0)
+            total = tf.reduce_sum(sizes)
+            offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+        step_seed = tf.stack(
+            [tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)]
+        )
+        eps = tf.random.stateless_normal([samples, total, self.latent_dim], seed=step_seed)
+        return eps[:, offset : offset + local]
+
     def _training_terms(self, x):
         """Per-example terms of the objective being minimised, and the terms to report."""
         kl_weight = self.kl_weight(training=True)
+        eps = self.training_noise(x, self.iwae_samples)
         if self.iwae_samples == 1:
-            terms = self.per_example_losses(x, training=True)
+            terms = self.per_example_losses(x, training=True, eps=eps[0])
             return terms["reconstruction_loss"] + kl_weight * terms["kl_loss"], terms
-        eps = keras.random.normal(
-            (self.iwae_samples, tf.shape(x)[0], self.latent_dim), seed=self.seed_generator
-        )
         log_px_z, log_ratio, posterior = self._log_weight_terms(x, eps, training=True)
         objective = -importance_weighted_bound(log_px_z + kl_weight * log_ratio)
         terms = {
