@@ -11,7 +11,9 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "tfvae" / "__init__.py")
 REQUIREMENTS = [
     line.strip()
     for line in (HERE / "requirements.txt").read_text().splitlines()
-    if line.strip() and not line.startswith("#") and not line.startswith(("pytest", "ruff"))
+    if line.strip()
+    and not line.startswith("#")
+    and not line.startswith(("pytest", "ruff", "tensorflow-serving-api"))
 ]
 
 setup(

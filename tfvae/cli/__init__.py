@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 from tfvae.cli import compare
+from tfvae.cli import export
 from tfvae.cli import train
 from tfvae.cli import tune
 from tfvae.errors import TfvaeError
@@ -59,6 +60,7 @@ SUBCOMMANDS = [
     train.add_evaluate_parser,
     compare.add_compare_parser,
     tune.add_tune_parser,
+    export.add_export_parser,
 ]
 
 

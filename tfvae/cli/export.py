@@ -1,0 +1,79 @@
+"""`tfvae export`: a run directory to a TF Serving SavedModel and verified TFLite files."""
+
+import os
+
+from tfvae.export.layout import DEFAULT_BASE_DIR
+from tfvae.export.layout import DEFAULT_SERVER_BASE_PATH
+from tfvae.export.run import EXPORT_FORMATS
+
+
+def add_export_parser(commands):
+    parser = commands.add_parser(
+        "export", help="export a run for TensorFlow Serving (SavedModel) and devices (TFLite)"
+    )
+    parser.add_argument("run_dir", help="a directory written by `tfvae train`")
+    parser.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="all",
+        help="SavedModel for TF Serving, TFLite (float32, dynamic_range, int8), or both. "
+        "Default: %(default)s",
+    )
+    parser.add_argument(
+        "--base",
+        default=DEFAULT_BASE_DIR,
+        help="Parent of the model directories and models.config. Default: %(default)s",
+    )
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="TF Serving model name. Default: the run directory's name without its timestamp",
+    )
+    parser.add_argument(
+        "--version", type=int, default=None, help="Version number. Default: the next free one"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --version")
+    parser.add_argument(
+        "--server-base",
+        default=DEFAULT_SERVER_BASE_PATH,
+        help="--base as TF Serving sees it, for models.config. Default: %(default)s "
+        "(the docker image's model directory)",
+    )
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args):
+    from tfvae.cli import _native_stderr_captured
+    from tfvae.export import export_run
+    from tfvae.export import format_table
+
+    # The TFLite converter and LiteRT log from C++ (MLIR passes, XNNPACK);
+    # the table below is the report.
+    with _native_stderr_captured():
+        result = export_run(
+            args.run_dir,
+            export_format=args.format,
+            base_dir=args.base,
+            model_name=args.name,
+            version=args.version,
+            overwrite=args.overwrite,
+            server_base_path=args.server_base,
+        )
+    print(f"model {result.model_name}, version {result.version}")
+    written = {}
+    if result.saved_model_path:
+        written["SavedModel"] = result.saved_model_path
+        written["models.config"] = result.model_config_path
+    for quantization, path in result.tflite_files.items():
+        written[f"TFLite {quantization}"] = path
+    for label, path in written.items():
+        print(f"{label + ':':22s} {path}")
+    print()
+    print(format_table(result.verification))
+    if result.saved_model_path:
+        print()
+        print(
+            "serve: docker run --rm -p 8501:8501 "
+            f'-v "{os.path.abspath(args.base)}:{args.server_base}" tensorflow/serving '
+            f"--model_config_file={args.server_base.rstrip('/')}/models.config"
+        )

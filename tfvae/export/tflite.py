@@ -1,0 +1,272 @@
+"""TFLite conversion with builtin ops only: float32, dynamic-range and full-integer int8."""
+
+import dataclasses
+import os
+import re
+import tempfile
+import warnings
+
+import numpy as np
+
+from tfvae.errors import TfvaeError
+from tfvae.export import layout
+from tfvae.export.saved_model import write_saved_model
+from tfvae.export.signatures import TFLITE_SIGNATURES
+from tfvae.export.signatures import float32_model
+from tfvae.export.signatures import tflite_signatures
+
+TFLITE_FORMATS = ("float32", "dynamic_range", "int8")
+# Calibration examples for int8: enough to see the tails of the training data
+# (with 300, test-set latent means fell outside the calibrated range and
+# were clipped), few enough to calibrate in a few seconds.
+REPRESENTATIVE_EXAMPLES = 1000
+VERIFICATION_FILE = "verification.json"
+
+
+def check_format(quantization):
+    if quantization not in TFLITE_FORMATS:
+        raise TfvaeError(
+            f"unknown TFLite format {quantization!r}; expected one of {list(TFLITE_FORMATS)}"
+        )
+
+
+def representative_dataset(model, x, count=REPRESENTATIVE_EXAMPLES, seed=0):
+    """A calibration generator for int8 conversion, from training inputs `x`.
+
+    Draws `count` examples at random (the bundled sets are sorted by class,
+    so the first rows would be one digit). Each example feeds `encode` and
+    `reconstruct`, and its encoding (the posterior mean, or the code) feeds
+    `decode`: then `decode` and `reconstruct` see the same activations, get
+    the same quantization parameters, and share one copy of the quantized
+    decoder weights in the file.
+
+    Args:
+        model: the tfvae model being converted.
+        x: array. Training inputs.
+        count: int. Examples to draw. Defaults to `1000`.
+        seed: int. Seed of the draw. Defaults to `0`.
+
+    Returns:
+        A function returning a generator of `(signature, {input: array})`.
+    """
+    x = np.asarray(x, np.float32)
+    if len(x) == 0:
+        raise TfvaeError("int8 conversion needs representative data; received 0 examples")
+    rows = np.random.default_rng(seed).permutation(len(x))[:count]
+    picks = x[np.sort(rows)]
+    codes = model.encode(picks)
+    codes = np.asarray(codes[0] if isinstance(codes, (tuple, list)) else codes, np.float32)
+
+    def generate():
+        for i in range(len(picks)):
+            example = picks[i : i + 1]
+            yield "encode", {"x": example}
+            yield "reconstruct", {"x": example}
+            yield "decode", {"z": codes[i : i + 1]}
+
+    return generate
+
+
+def _flex_ops(error):
+    match = re.search(r"TF Select ops: ([^\n]+)", str(error))
+    if match:
+        return match.group(1).strip()
+    names = re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", str(error))
+    return ", ".join(sorted(set(names)))
+
+
+def convert_saved_model(
+    saved_model_dir, signature_keys, quantization="float32", representative_data=None
+):
+    """Converts signatures of a SavedModel to one `.tflite` model, builtin ops only.
+
+    A graph that needs TensorFlow (Flex / Select) ops fails here, at
+    conversion, never later on a device.
+
+    Args:
+        saved_model_dir: str. A SavedModel directory.
+        signature_keys: list of str. Signatures to convert; they keep their
+            names in the `.tflite` file.
+        quantization: str. `"float32"`; `"dynamic_range"` (int8 weights,
+            float activations); or `"int8"` (full integer: int8 weights,
+            activations, inputs and outputs, `TFLITE_BUILTINS_INT8`).
+            Defaults to `"float32"`.
+        representative_data: callable or None. Calibration generator for
+            `"int8"` (see `representative_dataset`). Defaults to `None`.
+
+    Returns:
+        The `.tflite` model as bytes.
+    """
+    import tensorflow as tf
+
+    check_format(quantization)
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=list(signature_keys)
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.allow_custom_ops = False
+    if quantization in ("dynamic_range", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "int8":
+        if representative_data is None:
+            raise TfvaeError("int8 conversion needs representative_data; received None")
+        converter.representative_dataset = representative_data
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    try:
+        with warnings.catch_warnings():
+            # The calibrator uses TF's own deprecated tf.lite.Interpreter; the
+            # verification that follows runs in LiteRT.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            return converter.convert()
+    except Exception as error:  # ConverterError; its module path is private
+        flex = _flex_ops(error)
+        if flex:
+            raise TfvaeError(
+                f"cannot convert {list(signature_keys)} to TFLite with builtin ops only: "
+                f"the graph needs TensorFlow (Flex) ops {flex}; pass noise in as an input "
+                "instead of drawing it in the graph"
+            ) from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TfvaeError(f"TFLite conversion ({quantization}) failed: {first}") from None
+
+
+def convert_model(model, formats=TFLITE_FORMATS, representative_x=None, seed=0):
+    """Converts `model`'s `encode`, `decode` and `reconstruct` to TFLite in each format.
+
+    Args:
+        model: a built tfvae `VAE` or `Autoencoder`.
+        formats: iterable of str, from `TFLITE_FORMATS`. Defaults to all
+            three.
+        representative_x: array or None. Training inputs for int8
+            calibration. Defaults to `None`.
+        seed: int. Seed of the calibration draw. Defaults to `0`.
+
+    Returns:
+        `{format: bytes}`.
+    """
+    formats = list(formats)
+    for quantization in formats:
+        check_format(quantization)
+    model = float32_model(model)
+    with tempfile.TemporaryDirectory(prefix="tfvae-tflite-") as saved_model_dir:
+        write_saved_model(model, saved_model_dir, tflite_signatures(model))
+        result = {}
+        for quantization in formats:
+            data = None
+            if quantization == "int8":
+                if representative_x is None:
+                    raise TfvaeError("int8 conversion needs representative_x; received None")
+                data = representative_dataset(model, representative_x, seed=seed)
+            result[quantization] = convert_saved_model(
+                saved_model_dir, TFLITE_SIGNATURES, quantization, data
+            )
+    return result
+
+
+@dataclasses.dataclass
+class TFLiteExport:
+    """Where `export_tflite` wrote a version.
+
+    Attributes:
+        model_name: str. The model name.
+        version: int. The version number.
+        path: str. `<base>/<model_name>/tflite/<version>`.
+        files: dict. Format -> path of its `.tflite` file.
+        verification: list of `VerificationRow`.
+    """
+
+    model_name: str
+    version: int
+    path: str
+    files: dict
+    verification: list
+
+
+def write_tflite_version(model, path, formats, representative_x, heldout_x, seed=0):
+    """Converts, verifies in LiteRT, and writes `<format>.tflite` files into `path`.
+
+    Each model is run by signature in the LiteRT interpreter right after
+    conversion and compared with Keras on `heldout_x`; a file is written
+    only once every format has passed. `verification.json` records the
+    comparison.
+
+    Returns:
+        `(files, rows)`: format -> file path, and the `VerificationRow`s.
+    """
+    from tfvae import runs
+    from tfvae.export import verification
+
+    model = float32_model(model)
+    contents = convert_model(model, formats, representative_x, seed=seed)
+    rows = []
+    for quantization, content in contents.items():
+        rows += verification.verify_tflite(content, quantization, model, heldout_x)
+    files = {}
+    for quantization, content in contents.items():
+        files[quantization] = os.path.join(path, f"{quantization}.tflite")
+        with open(files[quantization], "wb") as f:
+            f.write(content)
+    runs.write_json(
+        os.path.join(path, VERIFICATION_FILE),
+        {
+            "signatures": list(TFLITE_SIGNATURES),
+            "tolerances": {q: dataclasses.asdict(verification.TOLERANCES[q]) for q in contents},
+            "rows": [row.to_dict() for row in rows],
+        },
+    )
+    return files, rows
+
+
+def export_tflite(
+    model,
+    representative_x,
+    heldout_x,
+    base_dir=layout.DEFAULT_BASE_DIR,
+    model_name="model",
+    formats=TFLITE_FORMATS,
+    version=None,
+    overwrite=False,
+    seed=0,
+):
+    """Writes verified TFLite models to `<base_dir>/<model_name>/tflite/<version>/`.
+
+    One `.tflite` file per format holds the signatures `encode`, `decode` and
+    `reconstruct` (builtin ops only, dynamic batch size). Every file is run
+    in LiteRT and compared with Keras on `heldout_x` before the version
+    directory is renamed into place.
+
+    Args:
+        model: a built tfvae `VAE` or `Autoencoder`.
+        representative_x: array. Training inputs, for int8 calibration.
+        heldout_x: array. Inputs the model never saw, for verification.
+        base_dir: str. Defaults to `"saved_models"`.
+        model_name: str. Defaults to `"model"`.
+        formats: iterable of str from `TFLITE_FORMATS`. Defaults to all.
+        version: int or None. `None` takes the next free number. Defaults to
+            `None`.
+        overwrite: bool. Replace an existing version. Defaults to `False`.
+        seed: int. Seed of the calibration draw. Defaults to `0`.
+
+    Returns:
+        A `TFLiteExport`.
+
+    Example:
+
+    >>> export = export_tflite(vae, data.x_train, data.x_test, model_name="vae-mnist")
+    >>> LiteRTModel(export.files["int8"])("encode", x=data.x_test[:4])["mean"].shape
+    (4, 16)
+    """
+    target = layout.tflite_dir(base_dir, model_name)
+    layout.check_model_dir(layout.model_dir(base_dir, model_name))
+    version = layout.resolve_version([target], version, overwrite)
+    final = os.path.join(target, str(version))
+    with layout.Transaction(overwrite=overwrite) as transaction:
+        staging = transaction.stage(final)
+        files, rows = write_tflite_version(
+            model, staging, formats, representative_x, heldout_x, seed=seed
+        )
+        transaction.commit()
+    files = {q: os.path.join(final, os.path.basename(p)) for q, p in files.items()}
+    return TFLiteExport(model_name, version, final, files, rows)
