@@ -28,3 +28,15 @@ def digits():
 @pytest.fixture(scope="session")
 def digits_binary():
     return load_dataset("digits", binarize=True)
+
+
+@pytest.fixture(scope="session")
+def two_cpu_strategies():
+    """`(one_device, mirrored)` over the two logical CPUs, shared by every test.
+
+    One MirroredStrategy per process: separate instances can hand out the same
+    collective-op keys, and their all-reduces then collide.
+    """
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2
+    return tf.distribute.OneDeviceStrategy(devices[0]), tf.distribute.MirroredStrategy(devices)

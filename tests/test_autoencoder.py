@@ -67,7 +67,7 @@ def test_denoising_pairs_train_towards_the_clean_target(digits):
     assert result["reconstruction_loss"] == pytest.approx(expected, rel=1e-4)
 
 
-def test_mirrored_training_matches_one_device_with_an_uneven_last_batch(digits):
+def test_mirrored_training_matches_one_device_with_an_uneven_last_batch(digits, two_cpu_strategies):
     """The loss is averaged over the global batch, so replica gradients sum to the one-device gradient."""
     x = digits.x_train[:100]  # batches of 32: 32, 32, 32, 4
 
@@ -79,10 +79,9 @@ def test_mirrored_training_matches_one_device_with_an_uneven_last_batch(digits):
         history = ae.fit(dataset, epochs=2, verbose=0).history
         return [v.numpy() for v in ae.weights], history["loss"]
 
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2
-    single_weights, single_loss = train(tf.distribute.OneDeviceStrategy(devices[0]))
-    mirrored_weights, mirrored_loss = train(tf.distribute.MirroredStrategy(devices))
+    one_device, mirrored_strategy = two_cpu_strategies
+    single_weights, single_loss = train(one_device)
+    mirrored_weights, mirrored_loss = train(mirrored_strategy)
     for a, b in zip(single_weights, mirrored_weights, strict=False):
         np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(single_loss, mirrored_loss, rtol=1e-5)

@@ -199,7 +199,9 @@ def test_output_bias_starts_the_decoder_at_the_data_mean(mnist5k_binary):
             np.testing.assert_allclose(bias, [expected.mean()], rtol=1e-5)
 
 
-def test_mirrored_vae_training_matches_one_device_with_an_uneven_last_batch(digits_binary):
+def test_mirrored_vae_training_matches_one_device_with_an_uneven_last_batch(
+    digits_binary, two_cpu_strategies
+):
     """Loss averaged over the global batch and noise drawn for the global batch:
     two replicas train exactly the model one device trains."""
     x = digits_binary.x_train[:100]  # batches of 32: 32, 32, 32, 4
@@ -211,9 +213,9 @@ def test_mirrored_vae_training_matches_one_device_with_an_uneven_last_batch(digi
         history = vae.fit(dataset, epochs=2, verbose=0).history
         return [v.numpy() for v in vae.weights], history
 
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    single_weights, single = train(tf.distribute.OneDeviceStrategy(devices[0]))
-    mirrored_weights, mirrored = train(tf.distribute.MirroredStrategy(devices))
+    one_device, mirrored_strategy = two_cpu_strategies
+    single_weights, single = train(one_device)
+    mirrored_weights, mirrored = train(mirrored_strategy)
     for a, b in zip(single_weights, mirrored_weights, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
     for name in ("loss", "reconstruction_loss", "kl_loss"):
