@@ -71,6 +71,14 @@ class TrainConfig:
         steps_per_execution: int. Train steps per call into the compiled
             graph; larger values remove per-step Python overhead. Defaults
             to `32`.
+        deterministic: bool. Make training bitwise reproducible: seeds, and
+            `tf.config.experimental.enable_op_determinism()` for the whole
+            process once the model is built. Defaults to `False`.
+        checkpoint_steps: int. Besides the checkpoint at the end of every
+            epoch, save one every this many train steps of an epoch, so a
+            killed run loses less; `0` saves at epoch ends only. A multiple
+            of `steps_per_execution` (checkpoints fall between graph
+            calls). Defaults to `0`.
         out: str or None. Run directory; `None` makes one under
             `saved_models/`. Defaults to `None`.
     """
@@ -96,6 +104,8 @@ class TrainConfig:
     precision: str = "auto"
     jit_compile: bool = False
     steps_per_execution: int = 32
+    deterministic: bool = False
+    checkpoint_steps: int = 0
     out: str | None = None
 
     def __post_init__(self):
@@ -162,6 +172,27 @@ class TrainConfig:
         if not isinstance(self.jit_compile, bool):
             raise TfvaeError(
                 f"jit_compile must be true or false. Received: jit_compile={self.jit_compile!r}"
+            )
+        if not isinstance(self.deterministic, bool):
+            raise TfvaeError(
+                f"deterministic must be true or false. Received: deterministic={self.deterministic!r}"
+            )
+        if (
+            isinstance(self.checkpoint_steps, bool)
+            or not isinstance(self.checkpoint_steps, int)
+            or self.checkpoint_steps < 0
+        ):
+            raise TfvaeError(
+                "checkpoint_steps must be an integer >= 0. "
+                f"Received: checkpoint_steps={self.checkpoint_steps!r}"
+            )
+        if self.checkpoint_steps % self.steps_per_execution:
+            raise TfvaeError(
+                "checkpoint_steps must be a multiple of steps_per_execution, as checkpoints "
+                "are saved between graph calls of steps_per_execution steps. Received: "
+                f"checkpoint_steps={self.checkpoint_steps} with "
+                f"steps_per_execution={self.steps_per_execution}; use a steps_per_execution "
+                "that divides it (1 always does)"
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise TfvaeError(f"seed must be an integer >= 0. Received: seed={self.seed!r}")

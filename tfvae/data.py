@@ -8,6 +8,7 @@ at 0.5 (static binarization).
 """
 
 import dataclasses
+import math
 import os
 import socket
 import zipfile
@@ -22,6 +23,8 @@ TEST_FRACTION = 0.2
 BINARIZE_THRESHOLD = 0.5
 # Where tensorflow-datasets downloads MNIST and Fashion-MNIST from.
 TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclasses.dataclass
@@ -57,20 +60,73 @@ class DataSplits:
             raise TfvaeError(f"unknown split {split!r}; expected one of ['train', 'val', 'test']")
         return getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
 
-    def pipeline(self, split, batch_size, shuffle=None, seed=0):
-        """A cached, batched, prefetched `tf.data.Dataset` of `x` for `split`.
+    def steps_per_epoch(self, split, batch_size):
+        """The number of batches in one pass over `split`."""
+        x, _ = self.arrays(split)
+        return math.ceil(len(x) / batch_size)
 
-        The training split is shuffled (seeded, reshuffled every epoch) unless
-        `shuffle=False`.
+    def pipeline(self, split, batch_size, shuffle=None, seed=0, first_epoch=0, skip_batches=0):
+        """A batched, prefetched `tf.data.Dataset` of `x` for `split`.
+
+        The training split is shuffled unless `shuffle=False`. The order of
+        each pass is a pure function of `(seed, epoch)`: a stateless
+        permutation (`tf.random.experimental.index_shuffle`) seeded with
+        both, where pass `k` of the dataset is epoch `first_epoch + k`
+        (Keras `fit` makes one pass per epoch; the dataset counts them). A run
+        restarted at epoch `e` therefore sees the batches an uninterrupted
+        run sees there, and a run restarted inside epoch `e` after `b`
+        batches builds `pipeline(..., first_epoch=e, skip_batches=b)` for
+        the rest of that epoch, then `first_epoch=e + 1` for the others.
+
+        Args:
+            split: str. `"train"`, `"val"` or `"test"`.
+            batch_size: int. Examples per batch; the last batch may be
+                smaller.
+            shuffle: bool or None. `None` shuffles the training split only.
+                Defaults to `None`.
+            seed: int. Seed of the order. Defaults to `0`.
+            first_epoch: int. The epoch of the first pass. Defaults to `0`.
+            skip_batches: int. Batches left out at the start of every pass.
+                Defaults to `0`.
         """
         import tensorflow as tf
 
         x, _ = self.arrays(split)
         shuffle = split == "train" if shuffle is None else shuffle
-        dataset = tf.data.Dataset.from_tensor_slices(x).cache()
-        if shuffle:
-            dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        n = len(x)
+        steps = self.steps_per_epoch(split, batch_size)
+        if not 0 <= skip_batches < steps:
+            raise TfvaeError(
+                f"skip_batches must be in [0, {steps}) for {steps} batches of {split}. "
+                f"Received: skip_batches={skip_batches!r}"
+            )
+        examples = tf.constant(x)
+        # The epoch of the pass in progress. A pass moves it on when it
+        # produces its first batch, so the state lives in the dataset and
+        # nothing runs in Python per batch or per epoch.
+        epoch_of_pass = tf.Variable(
+            first_epoch - 1, dtype=tf.int64, trainable=False, name="pipeline_epoch"
+        )
+        seed = tf.constant(seed, tf.int64)
+
+        def batch_of(index):
+            epoch = tf.cond(
+                tf.equal(index, skip_batches),
+                lambda: epoch_of_pass.assign_add(1),
+                epoch_of_pass.read_value,
+            )
+            rows = tf.range(index * batch_size, tf.minimum((index + 1) * batch_size, n))
+            if shuffle:
+                # A stateless permutation of all n rows, evaluated at this batch's positions.
+                rows = tf.random.experimental.index_shuffle(
+                    rows, seed=tf.stack([seed, epoch]), max_index=n - 1
+                )
+            return tf.gather(examples, rows)
+
+        # The map is stateful, so tf.data keeps it sequential: a pass makes its
+        # first batch before the others. The length is known, also to tf.distribute.
+        dataset = tf.data.Dataset.range(skip_batches, steps).map(batch_of)
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     def check_for(self, arch, likelihood):
         """Raises unless the data suits the architecture and the likelihood."""
@@ -250,6 +306,15 @@ def _read_array_file(path):
         raise TfvaeError(f"data file not found: {path}")
     if os.path.isdir(path):
         raise TfvaeError(f"data path is a directory, expected a .npz or .npy file: {path}")
+    with open(path, "rb") as f:
+        head = f.read(len(NPY_MAGIC))
+    # numpy reads any other file as a pickle and suggests allow_pickle=True,
+    # which would run code from the file; tfvae never loads pickles.
+    if not head.startswith((NPY_MAGIC, ZIP_MAGIC)):
+        raise TfvaeError(
+            f"cannot read data file {path}: it is not a .npy or .npz file (it starts with "
+            f"{head!r}); tfvae reads numpy arrays only, never pickles"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):

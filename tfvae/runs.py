@@ -3,7 +3,9 @@
 A run directory holds `model.keras`, `config.json`, `history.json`,
 `metrics.json`, PNG figures and TensorBoard logs under `logs/`. Training
 writes it under a temporary name and renames it when complete, so a crash
-never leaves a half-written run.
+never leaves a half-written run; each file is also written to a temporary
+name and renamed. Models load with `safe_mode=True`: a file that would run
+Python code (a `Lambda` layer's lambda) is refused.
 """
 
 import json
@@ -35,6 +37,21 @@ def write_json(path, data):
         raise
 
 
+def save_model_file(model, path):
+    """Saves `model` as a `.keras` file at `path` atomically (temporary file, then rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    # Keras insists on the .keras suffix, so the temporary name keeps it.
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
+    os.close(handle)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def read_json(path):
     try:
         with open(path) as f:
@@ -57,12 +74,22 @@ def _is_intact_zip(path):
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.testzip() is None
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except Exception:  # BadZipFile, OSError, EOFError, zlib.error: all mean damaged
         return False
 
 
+def _carries_lambda(error):
+    text = str(error)
+    return "lambda" in text.lower() and "safe_mode" in text
+
+
 def load_model_file(path):
-    """Loads a `.keras` file with `safe_mode=True`, turning failures into `TfvaeError`."""
+    """Loads a `.keras` file with `safe_mode=True`, turning failures into `TfvaeError`.
+
+    A missing, truncated or corrupt file, and one whose config holds a
+    Python lambda (which `safe_mode` will not run), each raise a one-line
+    `TfvaeError` naming the file and the problem.
+    """
     import keras
 
     import tfvae.models  # noqa: F401  (registers the tfvae classes)
@@ -77,11 +104,25 @@ def load_model_file(path):
         return keras.models.load_model(path, safe_mode=True)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise TfvaeError(
-            f"cannot load {path}: the file is truncated or corrupt ({error})"
+            f"cannot load {path}: the file is truncated or corrupt ({_first_line(error)})"
         ) from None
     except (ValueError, TypeError, KeyError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise TfvaeError(f"cannot load {path}: {message}") from None
+        if _carries_lambda(error):
+            raise TfvaeError(
+                f"refusing to load {path}: it carries a Python lambda (a Lambda layer), "
+                "which would run code from the file; tfvae loads models with safe_mode=True"
+            ) from None
+        raise TfvaeError(f"cannot load {path}: {_first_line(error)}") from None
+    except Exception as error:
+        # A file that passes the zip check can still hold anything; whatever
+        # breaks while reading it is a bad file, not a bug to trace.
+        raise TfvaeError(
+            f"cannot load {path}: the file is corrupt ({type(error).__name__}: {_first_line(error)})"
+        ) from None
+
+
+def _first_line(error):
+    return str(error).splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def load_run(run_dir):

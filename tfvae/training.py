@@ -1,4 +1,16 @@
-"""`train(config)`: data, model, `fit`, and a complete run directory."""
+"""`train(config)`: data, model, `fit`, and a complete run directory.
+
+A run in progress lives next to its final place, in `<run_dir>.partial/`:
+
+    config.json     the run's settings; `--resume` must match them
+    backup/         the newest checkpoint, `step-<global step>/` (see `TrainingBackup`)
+    run/            the run directory being built: `logs/`, then every file
+    last_good.keras the last good model, written only when training diverged
+
+When everything is written, `run/` is renamed to `<run_dir>` and the rest is
+deleted, so `<run_dir>` is complete or absent. A killed run leaves
+`<run_dir>.partial/`, which `train(config, resume=True)` continues.
+"""
 
 import dataclasses
 import datetime
@@ -11,6 +23,7 @@ import numpy as np
 
 from tfvae import plots
 from tfvae import runs
+from tfvae.config import TrainConfig
 from tfvae.data import load_dataset
 from tfvae.errors import TfvaeError
 from tfvae.evaluation import evaluate_model
@@ -19,16 +32,27 @@ from tfvae.models.decoder import check_conv_shape
 DEFAULT_RUNS_ROOT = "saved_models"
 FIGURE_EXAMPLES = 10
 PRIOR_SAMPLES = 64
+PARTIAL_SUFFIX = ".partial"
+BACKUP_DIR = "backup"
+STAGING_DIR = "run"
+LAST_GOOD_MODEL = "last_good.keras"
+# Settings a resumed run may change: they do not change what is computed.
+RESUMABLE_CHANGES = ("checkpoint_steps", "out")
 
 
 @dataclasses.dataclass
 class RunResult:
-    """What `train` returns: where the run lives and what it measured."""
+    """What `train` returns: where the run lives and what it measured.
+
+    `resumed_from` is `(epoch, batch)` of the checkpoint a resumed run
+    started from (epochs finished, batches of the next), or `None`.
+    """
 
     run_dir: str
     history: dict
     test_metrics: dict
     model: object
+    resumed_from: tuple | None = None
 
 
 def default_run_dir(config, root=DEFAULT_RUNS_ROOT):
@@ -88,6 +112,8 @@ def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None)
 
     from tfvae.models import build_model
 
+    if config.deterministic:
+        enable_determinism()
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, data_shape, steps_per_epoch)
     if x_train is not None:
@@ -100,6 +126,17 @@ def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None)
     return model
 
 
+def enable_determinism():
+    """Makes TensorFlow's ops deterministic for the rest of the process.
+
+    `tf.config.experimental.enable_op_determinism` is global and cannot be
+    undone, so it runs only for a run that asks (`deterministic=True`).
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
 def count_steps_per_epoch(config, data):
     return math.ceil(len(data.x_train) / config.batch_size)
 
@@ -110,7 +147,9 @@ def write_figures(model, config, data, run_dir):
 
     x_test, y_test = data.arrays("test")
     picks = x_test[:: max(1, len(x_test) // FIGURE_EXAMPLES)][:FIGURE_EXAMPLES]
-    reconstructions = model.predict(picks, verbose=0)
+    # predict() would wrap ten examples in a parallel-map pipeline, which op
+    # determinism rewrites with a spurious native error on stderr.
+    reconstructions = model.predict_on_batch(picks)
     plots.save_figure(
         plots.reconstructions_figure(picks, reconstructions),
         os.path.join(run_dir, "reconstructions.png"),
@@ -141,7 +180,7 @@ def write_run_files(model, config, data, history, directory):
         The test metrics (a dict).
     """
     metrics = evaluate_model(model, data, config.resolved_likelihood)
-    model.save(os.path.join(directory, runs.MODEL_FILE))
+    runs.save_model_file(model, os.path.join(directory, runs.MODEL_FILE))
     runs.write_json(os.path.join(directory, runs.CONFIG_FILE), config.to_dict())
     runs.write_json(os.path.join(directory, runs.HISTORY_FILE), history)
     runs.write_json(os.path.join(directory, runs.METRICS_FILE), metrics)
@@ -192,48 +231,187 @@ def write_run_dir(model, config, data, history, run_dir, logs_dir=None):
     return metrics
 
 
-def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT):
+def partial_dir(run_dir):
+    """Where the run that will become `run_dir` lives while in progress: `<run_dir>.partial`."""
+    return os.path.normpath(run_dir) + PARTIAL_SUFFIX
+
+
+def _check_start(config, run_dir, partial, resume):
+    """Raises unless the run can start (or resume) here; writes nothing."""
+    finished = os.path.exists(run_dir) and (not os.path.isdir(run_dir) or os.listdir(run_dir))
+    if finished and resume and os.path.isfile(os.path.join(run_dir, runs.MODEL_FILE)):
+        raise TfvaeError(f"run {run_dir} is already complete; there is nothing to resume")
+    runs.check_new_run_dir(run_dir)
+    if not os.path.exists(partial):
+        return
+    if not resume:
+        raise TfvaeError(
+            f"{partial} holds an unfinished run of {run_dir}; rerun with --resume to continue "
+            f"it, or delete {partial} to start over"
+        )
+    saved_path = os.path.join(partial, runs.CONFIG_FILE)
+    if not os.path.isdir(partial) or not os.path.isfile(saved_path):
+        raise TfvaeError(
+            f"{partial} is not a tfvae run in progress (no {runs.CONFIG_FILE}); delete it or "
+            "choose another --out"
+        )
+    saved = TrainConfig.load(saved_path).to_dict()
+    current = config.to_dict()
+    changed = [
+        f"{name} ({saved[name]!r} then, {current[name]!r} now)"
+        for name in current
+        if name not in RESUMABLE_CHANGES and saved.get(name) != current[name]
+    ]
+    if changed:
+        raise TfvaeError(
+            f"cannot resume {run_dir} with other settings: {'; '.join(changed)}. Rerun with "
+            f"the settings it was started with, or delete {partial} to start over"
+        )
+
+
+def _fit(model, config, data, steps, backup, staging, verbose, callbacks):
+    """Trains from the backup's checkpoint (or from scratch) to `config.epochs`; returns the history."""
+    import keras
+
+    from tfvae.callbacks import DivergenceGuard
+
+    tensorboard = keras.callbacks.TensorBoard(log_dir=os.path.join(staging, "logs"))
+    epoch, batch = backup.resume_position
+
+    def fit(first_epoch, skip_batches, last_epoch):
+        # The guard comes first: a non-finite step stops training before
+        # the backup could save it.
+        guard = DivergenceGuard(steps, skip_batches=skip_batches)
+        model.fit(
+            data.pipeline(
+                "train",
+                config.batch_size,
+                seed=config.seed,
+                first_epoch=first_epoch,
+                skip_batches=skip_batches,
+            ),
+            validation_data=data.pipeline("val", config.batch_size),
+            initial_epoch=first_epoch,
+            epochs=last_epoch,
+            callbacks=[guard, backup, tensorboard, *callbacks],
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, seeded
+        )
+
+    if batch:
+        # The rest of the interrupted epoch, exactly the batches it had left.
+        fit(epoch, batch, epoch + 1)
+        epoch += 1
+    if epoch < config.epochs:
+        fit(epoch, 0, config.epochs)
+    return {name: list(values) for name, values in backup.history.items()}
+
+
+def _diverged(error, config, data, steps, partial, backup_dir, run_dir):
+    """The error to raise for a diverged run; keeps (or writes) the last good model."""
+    from tfvae.callbacks import TrainingBackup
+    from tfvae.callbacks import latest_checkpoint
+
+    message = f"{error}; {run_dir} was not written"
+    state = latest_checkpoint(backup_dir)
+    if state is None:
+        shutil.rmtree(partial, ignore_errors=True)
+        return TfvaeError(f"{message}, and no checkpoint had been saved yet")
+    model = build_compiled_model(config, data.data_shape, steps)
+    TrainingBackup(backup_dir, steps).restore(model)
+    last_good = os.path.join(partial, LAST_GOOD_MODEL)
+    runs.save_model_file(model, last_good)
+    if state["batch"]:
+        where = f"epoch {state['epoch'] + 1}, step {state['batch']}"
+    else:
+        where = f"end of epoch {state['epoch']}"
+    return TfvaeError(
+        f"{message}; the last good checkpoint ({where}) is kept in {backup_dir} and its "
+        f"model in {last_good}"
+    )
+
+
+def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, callbacks=()):
     """Trains the model `config` describes and writes a run directory.
 
-    The run directory is staged under a temporary name next to its final
-    place and renamed when everything is written, so it is either complete or
-    absent. It holds `model.keras`, `config.json`, `history.json`,
-    `metrics.json` (test metrics), `reconstructions.png`, `latent_space.png`,
-    `samples.png` (VAE), `training_curves.png` and TensorBoard logs in `logs/`.
+    The run is built in `<run_dir>.partial/` (see this module's docstring)
+    and its directory renamed into place when everything is written, so
+    `run_dir` is either complete or absent. It holds `model.keras`,
+    `config.json`, `history.json`, `metrics.json` (test metrics),
+    `reconstructions.png`, `latent_space.png`, `samples.png` (VAE),
+    `training_curves.png` and TensorBoard logs in `logs/`.
+
+    A checkpoint (weights, optimizer state, position in the data) is saved
+    at the end of every epoch and every `config.checkpoint_steps` steps; a
+    run that is killed keeps `<run_dir>.partial/`, and `resume=True`
+    continues it from its last checkpoint. Each epoch's data order depends
+    only on the seed and the epoch, so with `config.deterministic` a
+    resumed run ends with the weights of an uninterrupted one. Training
+    that produces NaN or Inf stops with a `TfvaeError` naming the epoch and
+    step; the last good checkpoint stays, with its model as
+    `<run_dir>.partial/last_good.keras`.
 
     Args:
         config: `TrainConfig`.
         verbose: Keras `fit` verbosity. Defaults to `"auto"` (progress bars).
         runs_root: str. Parent of the run directory when `config.out` is
             `None`. Defaults to `"saved_models"`.
+        resume: bool. Continue the run in `<config.out>.partial/` if there
+            is one (its settings must match `config`), else start it.
+            Needs `config.out`. Defaults to `False`.
+        callbacks: list of `keras.callbacks.Callback`. Passed to `fit`
+            after tfvae's own. Defaults to `()`.
 
     Returns:
         A `RunResult`.
     """
-    import keras
+    from tfvae.callbacks import TrainingBackup
+    from tfvae.callbacks import TrainingDiverged
 
+    if resume and not config.out:
+        raise TfvaeError(
+            "--resume needs --out DIR, the run to continue (a killed run keeps its "
+            "checkpoints in DIR.partial)"
+        )
     data = prepare(config)
     run_dir = config.out or default_run_dir(config, runs_root)
-    runs.check_new_run_dir(run_dir)
-    model = build_compiled_model(
-        config, data.data_shape, count_steps_per_epoch(config, data), x_train=data.x_train
-    )
+    partial = partial_dir(run_dir)
+    _check_start(config, run_dir, partial, resume)
+    steps = count_steps_per_epoch(config, data)
+    model = build_compiled_model(config, data.data_shape, steps, x_train=data.x_train)
 
-    staging = _staging_dir(run_dir)
+    backup_dir = os.path.join(partial, BACKUP_DIR)
+    staging = os.path.join(partial, STAGING_DIR)
+    backup = TrainingBackup(
+        backup_dir, steps, save_freq=config.checkpoint_steps or "epoch", delete_checkpoint=False
+    )
+    state = backup.restore(model) if os.path.isdir(partial) else None
+    if state is None:
+        # A fresh start; a resumed run killed before its first checkpoint
+        # leaves nothing worth keeping.
+        shutil.rmtree(partial, ignore_errors=True)
+        os.makedirs(staging)
+        runs.write_json(os.path.join(partial, runs.CONFIG_FILE), config.to_dict())
+    os.makedirs(staging, exist_ok=True)
     try:
-        callbacks = [keras.callbacks.TensorBoard(log_dir=os.path.join(staging, "logs"))]
-        history = model.fit(
-            data.pipeline("train", config.batch_size, seed=config.seed),
-            validation_data=data.pipeline("val", config.batch_size),
-            epochs=config.epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the pipeline shuffles, seeded
-        )
-        history = {name: [float(v) for v in values] for name, values in history.history.items()}
+        history = _fit(model, config, data, steps, backup, staging, verbose, list(callbacks))
         metrics = write_run_files(model, config, data, history, staging)
         _move_into_place(staging, run_dir)
+    except TrainingDiverged as error:
+        raise _diverged(error, config, data, steps, partial, backup_dir, run_dir) from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        # Killed runs keep their checkpoint for --resume; without one there
+        # is nothing to resume and nothing stays behind.
+        from tfvae.callbacks import latest_checkpoint
+
+        if latest_checkpoint(backup_dir) is None:
+            shutil.rmtree(partial, ignore_errors=True)
         raise
-    return RunResult(run_dir=run_dir, history=history, test_metrics=metrics, model=model)
+    shutil.rmtree(partial, ignore_errors=True)
+    return RunResult(
+        run_dir=run_dir,
+        history=history,
+        test_metrics=metrics,
+        model=model,
+        resumed_from=None if state is None else (state["epoch"], state["batch"]),
+    )

@@ -129,6 +129,12 @@ def add_train_arguments(parser):
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="Default: %(default)s")
     parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="Bitwise reproducible training: seeds and TensorFlow's op determinism "
+        "(enable_op_determinism)",
+    )
+    parser.add_argument(
         "--out", default=None, help="Run directory (new or empty). Default: saved_models/<run name>"
     )
     parser.add_argument("--quiet", action="store_true", help="No progress bars")
@@ -137,6 +143,19 @@ def add_train_arguments(parser):
 def add_train_parser(commands):
     parser = commands.add_parser("train", help="train an AE or a VAE and write a run directory")
     add_train_arguments(parser)
+    parser.add_argument(
+        "--checkpoint-steps",
+        type=int,
+        default=TrainConfig.checkpoint_steps,
+        help="Also checkpoint every N train steps of an epoch (a multiple of "
+        "--steps-per-execution); 0: at epoch ends only. Default: %(default)s",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue the killed run of --out DIR from its last checkpoint (kept in "
+        "DIR.partial), or start it if there is none",
+    )
     parser.set_defaults(handler=run_train)
 
 
@@ -174,18 +193,46 @@ def config_from_args(args):
         precision=args.precision,
         jit_compile=args.jit_compile,
         steps_per_execution=args.steps_per_execution,
+        deterministic=args.deterministic,
+        # Only `tfvae train` checkpoints; a search keeps its own (Keras Tuner's).
+        checkpoint_steps=getattr(args, "checkpoint_steps", TrainConfig.checkpoint_steps),
         out=args.out,
     )
 
 
 def run_train(args):
+    import sys
+
     from tfvae.evaluation import format_metrics
     from tfvae.training import train
 
     config = config_from_args(args)
-    result = train(config, verbose=0 if args.quiet else "auto")
+    try:
+        result = train(config, verbose=0 if args.quiet else "auto", resume=args.resume)
+    except KeyboardInterrupt:
+        _say_how_to_resume(config, sys.stderr)
+        raise
+    if result.resumed_from is not None:
+        epoch, batch = result.resumed_from
+        where = f"in epoch {epoch + 1} after step {batch}" if batch else f"after epoch {epoch}"
+        print(f"resumed from the checkpoint {where}")
     print(format_metrics(config, result.test_metrics))
     print(f"run directory: {result.run_dir}")
+
+
+def _say_how_to_resume(config, stream):
+    import os
+
+    from tfvae.callbacks import latest_checkpoint
+    from tfvae.training import BACKUP_DIR
+    from tfvae.training import partial_dir
+
+    if config.out and latest_checkpoint(os.path.join(partial_dir(config.out), BACKUP_DIR)):
+        print(
+            f"tfvae: the last checkpoint is kept in {partial_dir(config.out)}; run the same "
+            "command with --resume to continue",
+            file=stream,
+        )
 
 
 def run_evaluate(args):
