@@ -43,12 +43,16 @@ def linear_gaussian_vae(weights, bias, noise_scale, posterior_blur=1.0, posterio
     head_bias = np.concatenate(
         [
             -bias @ mean_kernel + posterior_shift,
-            _inverse_soft_clip(np.log(posterior_variance * posterior_blur**2), *LOG_VARIANCE_BOUNDS),
+            _inverse_soft_clip(
+                np.log(posterior_variance * posterior_blur**2), *LOG_VARIANCE_BOUNDS
+            ),
         ]
     )
     vae.encoder.head.set_weights([head_kernel, head_bias])
     vae.decoder.body[0].set_weights([weights.T, bias])
-    log_scale = _inverse_soft_clip(np.log(noise_scale), *LOG_SCALE_BOUNDS) / LOG_SCALE_PER_WEIGHT_UNIT
+    log_scale = (
+        _inverse_soft_clip(np.log(noise_scale), *LOG_SCALE_BOUNDS) / LOG_SCALE_PER_WEIGHT_UNIT
+    )
     vae.observation_log_scale.assign(log_scale)
     return vae
 
@@ -66,7 +70,9 @@ def test_nll_estimator_matches_exact_linear_gaussian_log_likelihood():
     sharp = linear_gaussian_vae(weights, bias, noise_scale)
     np.testing.assert_allclose(importance_sampled_nll(sharp, x, num_samples=5), exact, atol=2e-3)
 
-    blurred = linear_gaussian_vae(weights, bias, noise_scale, posterior_blur=1.6, posterior_shift=0.3)
+    blurred = linear_gaussian_vae(
+        weights, bias, noise_scale, posterior_blur=1.6, posterior_shift=0.3
+    )
     negative_elbo = blurred.per_example_losses(x)["loss"].numpy()
     estimate = importance_sampled_nll(blurred, x, num_samples=1000, batch_size=16)
     assert np.mean(negative_elbo - exact) > 0.4  # the ELBO is far from log p(x) ...
@@ -77,7 +83,9 @@ def test_nll_estimator_matches_exact_linear_gaussian_log_likelihood():
 def test_importance_weighted_bound_is_a_stable_log_mean_exp():
     log_weights = np.random.default_rng(1).normal(size=(50, 7)) * 30 - 500
     expected = logsumexp(log_weights, axis=0) - np.log(50)
-    np.testing.assert_allclose(losses.importance_weighted_bound(log_weights).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.importance_weighted_bound(log_weights).numpy(), expected, rtol=1e-5
+    )
 
 
 def test_active_units_counts_varying_posterior_means():
@@ -90,7 +98,9 @@ def test_active_units_counts_varying_posterior_means():
 def test_importance_sampling_tightens_the_elbo_on_real_digits(digits_binary):
     keras.utils.set_random_seed(0)
     vae = VAE(
-        Encoder(4, hidden_units=(64,), probabilistic=True), Decoder((8, 8, 1), hidden_units=(64,)), seed=0
+        Encoder(4, hidden_units=(64,), probabilistic=True),
+        Decoder((8, 8, 1), hidden_units=(64,)),
+        seed=0,
     )
     vae.compile(optimizer=keras.optimizers.Adam(2e-3))
     vae.fit(digits_binary.x_train, epochs=15, batch_size=64, verbose=0)
@@ -104,6 +114,10 @@ def test_importance_sampling_tightens_the_elbo_on_real_digits(digits_binary):
 
 
 def test_nll_needs_a_positive_sample_count(digits_binary):
-    vae = VAE(Encoder(2, hidden_units=(8,), probabilistic=True), Decoder((8, 8, 1), hidden_units=(8,)))
-    with pytest.raises(ValueError, match="num_samples must be a positive integer. Received: num_samples=0"):
+    vae = VAE(
+        Encoder(2, hidden_units=(8,), probabilistic=True), Decoder((8, 8, 1), hidden_units=(8,))
+    )
+    with pytest.raises(
+        ValueError, match="num_samples must be a positive integer. Received: num_samples=0"
+    ):
         importance_sampled_nll(vae, digits_binary.x_test[:3], num_samples=0)
