@@ -5,6 +5,7 @@ import json
 import math
 import os
 
+from tfvae.distribute import STRATEGIES
 from tfvae.errors import TfvaeError
 from tfvae.precision import PRECISIONS
 
@@ -71,6 +72,9 @@ class TrainConfig:
         steps_per_execution: int. Train steps per call into the compiled
             graph; larger values remove per-step Python overhead. Defaults
             to `32`.
+        strategy: str. `tf.distribute` strategy: `"one"`, `"mirrored"`,
+            `"multiworker"` (from `TF_CONFIG`) or `"auto"` (see
+            `tfvae.distribute.make_strategy`). Defaults to `"auto"`.
         deterministic: bool. Make training bitwise reproducible: seeds, and
             `tf.config.experimental.enable_op_determinism()` for the whole
             process once the model is built. Defaults to `False`.
@@ -105,6 +109,7 @@ class TrainConfig:
     jit_compile: bool = False
     steps_per_execution: int = 32
     deterministic: bool = False
+    strategy: str = "auto"
     checkpoint_steps: int = 0
     out: str | None = None
 
@@ -173,6 +178,7 @@ class TrainConfig:
             raise TfvaeError(
                 f"jit_compile must be true or false. Received: jit_compile={self.jit_compile!r}"
             )
+        _check_choice("strategy", self.strategy, STRATEGIES)
         if not isinstance(self.deterministic, bool):
             raise TfvaeError(
                 f"deterministic must be true or false. Received: deterministic={self.deterministic!r}"

@@ -90,10 +90,15 @@ def build_optimizer(config, steps_per_epoch=None):
             learning_rate, decay_steps=config.epochs * steps_per_epoch
         )
     if not config.weight_decay:
-        return keras.optimizers.Adam(learning_rate)
-    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
-    # Decay pulls weights to 0; for the Gaussian's log-scale that means scale 1.
-    optimizer.exclude_from_weight_decay(var_names=["observation_log_scale"])
+        optimizer = keras.optimizers.Adam(learning_rate)
+    else:
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+        # Decay pulls weights to 0; for the Gaussian's log-scale that means scale 1.
+        optimizer.exclude_from_weight_decay(var_names=["observation_log_scale"])
+    if config.resolved_precision == "mixed_float16":
+        # float16 gradients underflow without loss scaling; the models are
+        # float32 at the top, so Keras would not add it by itself.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 
 
@@ -118,10 +123,14 @@ def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None)
     model = build_model(config, data_shape, steps_per_epoch)
     if x_train is not None:
         model.initialize_output_bias(x_train)
+    import tensorflow as tf
+
+    # Keras 3.15 cannot run several steps per graph call on several replicas.
+    replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
     model.compile(
         optimizer=build_optimizer(config, steps_per_epoch),
         jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        steps_per_execution=1 if replicated else config.steps_per_execution,
     )
     return model
 
@@ -373,12 +382,17 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
             "--resume needs --out DIR, the run to continue (a killed run keeps its "
             "checkpoints in DIR.partial)"
         )
+    from tfvae.distribute import make_strategy
+
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs an op.
+    strategy = make_strategy(config.strategy)
     data = prepare(config)
     run_dir = config.out or default_run_dir(config, runs_root)
     partial = partial_dir(run_dir)
     _check_start(config, run_dir, partial, resume)
     steps = count_steps_per_epoch(config, data)
-    model = build_compiled_model(config, data.data_shape, steps, x_train=data.x_train)
+    with strategy.scope():
+        model = build_compiled_model(config, data.data_shape, steps, x_train=data.x_train)
 
     backup_dir = os.path.join(partial, BACKUP_DIR)
     staging = os.path.join(partial, STAGING_DIR)

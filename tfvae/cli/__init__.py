@@ -50,8 +50,9 @@ def _start_tensorflow():
     with _native_stderr_captured():
         import tensorflow as tf
 
+        # Lists devices without running an op: MultiWorkerMirroredStrategy
+        # must be created before the first one.
         tf.config.list_physical_devices()
-        tf.constant(0.0)
 
 
 # Each function adds one subcommand and sets its `handler`.

@@ -7,6 +7,7 @@ from tfvae.config import LIKELIHOOD_NAMES
 from tfvae.config import LR_SCHEDULES
 from tfvae.config import MODEL_NAMES
 from tfvae.config import TrainConfig
+from tfvae.distribute import STRATEGIES
 from tfvae.errors import TfvaeError
 from tfvae.precision import PRECISIONS
 
@@ -127,6 +128,13 @@ def add_train_arguments(parser):
         default=defaults.steps_per_execution,
         help="Train steps per graph call. Default: %(default)s",
     )
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=defaults.strategy,
+        help="tf.distribute strategy; auto: multiworker under TF_CONFIG, mirrored with "
+        "several GPUs, else one device. Default: %(default)s",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="Default: %(default)s")
     parser.add_argument(
         "--deterministic",
@@ -188,6 +196,7 @@ def config_from_args(args):
         likelihood=args.likelihood,
         binarize=args.binarize,
         seed=args.seed,
+        strategy=args.strategy,
         iwae_samples=args.iwae_samples,
         kl_warmup_epochs=args.kl_warmup_epochs,
         precision=args.precision,

@@ -254,6 +254,12 @@ def _make_tuner(config, hypermodel, directory, progress):
         logs_root=os.path.join(directory, LOGS_DIR),
         progress=progress,
     )
+    from tfvae.distribute import make_strategy
+
+    strategy = make_strategy(config.train.strategy)
+    if strategy.num_replicas_in_sync > 1:
+        # Keras Tuner builds each trial's model in this strategy's scope.
+        common["distribution_strategy"] = strategy
     cls = _tuner_classes()[config.tuner]
     project = os.path.join(directory, PROJECT_NAME)
     tuner_file = os.path.join(project, f"{os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}.json")
