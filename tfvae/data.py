@@ -101,31 +101,35 @@ class DataSplits:
                 f"Received: skip_batches={skip_batches!r}"
             )
         examples = tf.constant(x)
-        # The epoch of the pass in progress. A pass moves it on when it
-        # produces its first batch, so the state lives in the dataset and
-        # nothing runs in Python per batch or per epoch.
+        # The epoch of the pass in progress. Each pass moves it on when it
+        # starts, so the state lives in the dataset and nothing runs in
+        # Python per batch or per epoch.
         epoch_of_pass = tf.Variable(
             first_epoch - 1, dtype=tf.int64, trainable=False, name="pipeline_epoch"
         )
         seed = tf.constant(seed, tf.int64)
 
-        def batch_of(index):
-            epoch = tf.cond(
-                tf.equal(index, skip_batches),
-                lambda: epoch_of_pass.assign_add(1),
-                epoch_of_pass.read_value,
-            )
-            rows = tf.range(index * batch_size, tf.minimum((index + 1) * batch_size, n))
+        def one_pass(_):
+            # Runs once per pass (Keras `fit` makes one per epoch): it moves
+            # the epoch on and orders the whole split at once, so nothing
+            # runs per batch but the slicing tf.data does natively.
+            epoch = epoch_of_pass.assign_add(1)
+            rows = tf.range(n, dtype=tf.int64)
             if shuffle:
-                # A stateless permutation of all n rows, evaluated at this batch's positions.
+                # A stateless permutation of the n rows, a pure function of (seed, epoch).
                 rows = tf.random.experimental.index_shuffle(
                     rows, seed=tf.stack([seed, epoch]), max_index=n - 1
                 )
-            return tf.gather(examples, rows)
+            ordered = tf.gather(examples, rows)
+            return (
+                tf.data.Dataset.from_tensor_slices(ordered)
+                .skip(skip_batches * batch_size)
+                .batch(batch_size)
+            )
 
-        # The map is stateful, so tf.data keeps it sequential: a pass makes its
-        # first batch before the others. The length is known, also to tf.distribute.
-        dataset = tf.data.Dataset.range(skip_batches, steps).map(batch_of)
+        dataset = tf.data.Dataset.range(1).flat_map(one_pass)
+        # The length stays known, to Keras and to tf.distribute.
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps - skip_batches))
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def check_for(self, arch, likelihood):
