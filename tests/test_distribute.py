@@ -65,6 +65,11 @@ def _free_port():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="Keras 3.15 fit under MultiWorkerMirroredStrategy fails reducing the step's "
+    "metric outputs ('Invalid reduction dimension 0 for input with 0 dimensions'); open in issue 8",
+)
 def test_two_workers_train_identical_models(tmp_path):
     """Two processes on 127.0.0.1 under MultiWorkerMirroredStrategy end with the same weights."""
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
