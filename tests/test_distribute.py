@@ -4,7 +4,6 @@ import socket
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +12,7 @@ from tfvae.config import TrainConfig
 from tfvae.distribute import is_chief
 from tfvae.distribute import make_strategy
 from tfvae.errors import TfvaeError
+from tfvae.runs import load_model_file
 
 
 def test_auto_is_one_device_without_gpus_or_cluster(monkeypatch):
@@ -65,11 +65,6 @@ def _free_port():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras 3.15 fit under MultiWorkerMirroredStrategy fails reducing the step's "
-    "metric outputs ('Invalid reduction dimension 0 for input with 0 dimensions'); open in issue 8",
-)
 def test_two_workers_train_identical_models(tmp_path):
     """Two processes on 127.0.0.1 under MultiWorkerMirroredStrategy end with the same weights."""
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
@@ -102,10 +97,7 @@ def test_two_workers_train_identical_models(tmp_path):
         )
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
-    models = [
-        keras.models.load_model(tmp_path / f"worker{i}" / "model.keras", safe_mode=True)
-        for i in range(2)
-    ]
+    models = [load_model_file(str(tmp_path / f"worker{i}" / "model.keras")) for i in range(2)]
     for a, b in zip(models[0].weights, models[1].weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     histories = [

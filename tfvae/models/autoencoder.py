@@ -89,7 +89,7 @@ class Autoencoder(keras.Model):
     def _update_metrics(self, terms):
         self.loss_tracker.update_state(terms["reconstruction_loss"])
         self.reconstruction_tracker.update_state(terms["reconstruction_loss"])
-        return {m.name: m.result() for m in self.metrics}
+        return base.metric_results(self)
 
     def train_step(self, data):
         x, target = base.unpack_inputs(data)

@@ -64,5 +64,19 @@ def apply_gradients(model, tape, loss):
     model.optimizer.apply(gradients, variables)
 
 
+def metric_results(model):
+    """Returns `{name: result}` of `model.metrics`, as a `train_step` returns them.
+
+    Under `MultiWorkerMirroredStrategy`, Keras 3.15 averages a step's outputs
+    with `strategy.reduce("MEAN", value, axis=0)`, which needs an axis to
+    reduce: the results (equal on every replica once the metrics are synced)
+    get a length-1 axis there, and the reduction gives back the same scalar.
+    """
+    results = {m.name: m.result() for m in model.metrics}
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+    return results
+
+
 def mean_trackers(*names):
     return [keras.metrics.Mean(name=name) for name in names]

@@ -289,7 +289,7 @@ class VAE(keras.Model):
         self.loss_tracker.update_state(terms["loss"])
         self.reconstruction_tracker.update_state(terms["reconstruction_loss"])
         self.kl_tracker.update_state(terms["kl_loss"])
-        return {m.name: m.result() for m in self.metrics}
+        return base.metric_results(self)
 
     def train_step(self, data):
         x, _ = base.unpack_inputs(data)
