@@ -82,6 +82,8 @@ def build_optimizer(config, steps_per_epoch=None):
     """Adam, or AdamW with `config.weight_decay`, with the configured step-size schedule."""
     import keras
 
+    from tfvae.optimizers import FusedAdam
+
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
         if not steps_per_epoch:
@@ -89,10 +91,10 @@ def build_optimizer(config, steps_per_epoch=None):
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=config.epochs * steps_per_epoch
         )
-    if not config.weight_decay:
-        optimizer = keras.optimizers.Adam(learning_rate)
-    else:
-        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+    # Keras's Adam (AdamW with weight decay), each variable's update fused
+    # into one kernel: a third of a default train step on CPU otherwise.
+    optimizer = FusedAdam(learning_rate, weight_decay=config.weight_decay or None)
+    if config.weight_decay:
         # Decay pulls weights to 0; for the Gaussian's log-scale that means scale 1.
         optimizer.exclude_from_weight_decay(var_names=["observation_log_scale"])
     if config.resolved_precision == "mixed_float16":
