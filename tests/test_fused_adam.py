@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -52,3 +55,24 @@ def test_schedule_and_config_round_trip():
     _, b = _train(restored)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_saved_run_model_loads_in_a_fresh_process(tmp_path, digits_binary):
+    """A compiled model names FusedAdam; loading it must not need the training modules."""
+    from tfvae.config import TrainConfig
+    from tfvae.runs import save_model_file
+    from tfvae.training import build_compiled_model
+
+    config = TrainConfig(dataset="digits", epochs=1, lr_schedule="constant")
+    model = build_compiled_model(config, digits_binary.data_shape)
+    model.fit(digits_binary.x_train[:256], epochs=1, batch_size=128, verbose=0)
+    path = str(tmp_path / "model.keras")
+    save_model_file(model, path)
+    script = (
+        "from tfvae.runs import load_model_file; "
+        f"m = load_model_file({path!r}); print(type(m.optimizer).__name__, int(m.optimizer.iterations))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.split() == ["FusedAdam", "2"]

@@ -9,7 +9,7 @@ from tfvae.distribute import STRATEGIES
 from tfvae.errors import TfvaeError
 from tfvae.precision import PRECISIONS
 
-MODEL_NAMES = ("ae", "vae")
+MODEL_NAMES = ("ae", "vae", "dae")
 ARCH_NAMES = ("dense", "conv")
 LIKELIHOOD_NAMES = ("auto", "bernoulli", "gaussian")
 BUILTIN_DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
@@ -36,7 +36,8 @@ class TrainConfig:
     """A training run's settings; saved as `config.json` next to the model.
 
     Args:
-        model: str. `"vae"` or `"ae"`. Defaults to `"vae"`.
+        model: str. `"vae"`, `"ae"` or `"dae"` (denoising autoencoder).
+            Defaults to `"vae"`.
         dataset: str. A bundled or TFDS name (`digits`, `mnist5k`, `mnist`,
             `fashion_mnist`) or the path of a `.npz` / `.npy` file.
             Defaults to `"mnist5k"`.
@@ -64,6 +65,9 @@ class TrainConfig:
             with this many samples; `1` is the ELBO. Defaults to `1`.
         kl_warmup_epochs: int. Ramp the KL weight from 0 to `beta` over
             this many epochs. Defaults to `0`.
+        noise_factor: float. Standard deviation of the Gaussian noise the
+            denoising autoencoder adds to its inputs in training (`dae`
+            only). Defaults to `0.2`.
         precision: str. `"float32"`, `"mixed_bfloat16"`,
             `"mixed_float16"` or `"auto"` (see `tfvae.precision`). Defaults
             to `"auto"`.
@@ -105,6 +109,7 @@ class TrainConfig:
     seed: int = 0
     iwae_samples: int = 1
     kl_warmup_epochs: int = 0
+    noise_factor: float = 0.2
     precision: str = "auto"
     jit_compile: bool = False
     steps_per_execution: int = 32
@@ -171,7 +176,16 @@ class TrainConfig:
                 "kl_warmup_epochs must be an integer >= 0. "
                 f"Received: kl_warmup_epochs={self.kl_warmup_epochs!r}"
             )
-        if self.model == "ae" and (self.iwae_samples != 1 or self.kl_warmup_epochs):
+        if not (
+            isinstance(self.noise_factor, (int, float))
+            and not isinstance(self.noise_factor, bool)
+            and math.isfinite(self.noise_factor)
+            and self.noise_factor >= 0
+        ):
+            raise TfvaeError(
+                f"noise_factor must be a finite number >= 0. Received: noise_factor={self.noise_factor!r}"
+            )
+        if self.model != "vae" and (self.iwae_samples != 1 or self.kl_warmup_epochs):
             raise TfvaeError("iwae_samples and kl_warmup_epochs apply to --model vae only")
         _check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.jit_compile, bool):

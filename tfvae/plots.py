@@ -137,3 +137,153 @@ def mse_vs_latent_figure(latent_dims, series, title="Test reconstruction MSE aga
     axis.legend()
     figure.tight_layout()
     return figure
+
+
+def anomaly_scores_figure(
+    normal_scores, anomalous_scores, threshold, title="Anomaly scores of the test set"
+):
+    """Histograms of normal and anomalous scores on shared bins, with the threshold drawn."""
+    normal_scores = np.asarray(normal_scores, np.float64)
+    anomalous_scores = np.asarray(anomalous_scores, np.float64)
+    everything = np.concatenate([normal_scores, anomalous_scores, [threshold]])
+    bins = np.linspace(everything.min(), everything.max(), 61)
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    # Densities, so a small normal set stays visible next to many anomalies.
+    axis.hist(
+        normal_scores, bins=bins, density=True, alpha=0.6, label=f"normal ({len(normal_scores)})"
+    )
+    axis.hist(
+        anomalous_scores,
+        bins=bins,
+        density=True,
+        alpha=0.6,
+        label=f"anomalous ({len(anomalous_scores)})",
+    )
+    axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
+    axis.set_xlabel("anomaly score")
+    axis.set_ylabel("density")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def roc_figure(false_positive_rates, true_positive_rates, auc, operating_point=None, title="ROC"):
+    """An ROC curve (anomaly = positive), the chance diagonal and the threshold's point."""
+    figure, axis = plt.subplots(figsize=(4.8, 4.5))
+    axis.plot(false_positive_rates, true_positive_rates, label=f"ROC (AUC {auc:.3f})")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    if operating_point is not None:
+        axis.scatter(*operating_point, color="black", zorder=3, label="at the threshold")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.01)
+    axis.set_xlabel("false-positive rate (normal flagged)")
+    axis.set_ylabel("true-positive rate (anomalies flagged)")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def denoising_figure(noisy, denoised, clean, title="Denoising test inputs"):
+    """Noisy inputs in the first row, the model's output in the second, the clean originals in the third."""
+    n = len(clean)
+    figure, axes = plt.subplots(3, n, figsize=(1.2 * n, 4.0), squeeze=False)
+    for row, (label, examples) in enumerate(
+        (("noisy input", noisy), ("denoised", denoised), ("clean original", clean))
+    ):
+        for i in range(n):
+            _show(axes[row, i], examples[i])
+        axes[row, 0].set_title(label, fontsize=8, loc="left")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def _tile(images):
+    """`images` `[rows, columns, ...]` as one `[rows * h, columns * w]` picture, or `None` if not images."""
+    tiles = [[_as_image(example) for example in row] for row in images]
+    if any(tile is None for row in tiles for tile in row):
+        return None
+    return np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
+
+
+def manifold_figure(images, coordinates, dims=(0, 1), title="Decoded latent grid"):
+    """The decoded grid of `tfvae.latent_pictures.manifold_grid` as one picture.
+
+    The axes are labelled with the latent coordinates of the tiles' centres.
+    """
+    images = np.asarray(images)
+    coordinates = np.asarray(coordinates)
+    n_rows, n_columns = images.shape[:2]
+    canvas = _tile(images)
+    if canvas is None:
+        return _examples_grid_figure(
+            images,
+            [f"{coordinates[0, j, 0]:.2f}" for j in range(n_columns)],
+            [f"z[{dims[1]}]={coordinates[i, 0, 1]:.2f}" for i in range(n_rows)],
+            title,
+        )
+    height, width = canvas.shape[0] // n_rows, canvas.shape[1] // n_columns
+    size = min(9.0, 0.5 * max(n_rows, n_columns) + 1.5)
+    figure, axis = plt.subplots(figsize=(size + 0.6, size))
+    axis.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    # At most about 8 labels per axis stay legible.
+    x_step = max(1, math.ceil(n_columns / 8))
+    y_step = max(1, math.ceil(n_rows / 8))
+    columns = range(0, n_columns, x_step)
+    rows = range(0, n_rows, y_step)
+    axis.set_xticks([(j + 0.5) * width - 0.5 for j in columns])
+    axis.set_xticklabels([f"{coordinates[0, j, 0]:.2f}" for j in columns], fontsize=7)
+    axis.set_yticks([(i + 0.5) * height - 0.5 for i in rows])
+    axis.set_yticklabels([f"{coordinates[i, 0, 1]:.2f}" for i in rows], fontsize=7)
+    axis.set_xlabel(f"z[{dims[0]}]")
+    axis.set_ylabel(f"z[{dims[1]}]")
+    axis.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def interpolation_figure(images, weights, title="Decoded straight line between two codes"):
+    """One strip of decoded points, each titled with its weight `t` (0 at the first example)."""
+    n = len(images)
+    figure, axes = plt.subplots(1, n, figsize=(1.1 * n, 1.7), squeeze=False)
+    for i in range(n):
+        _show(axes[0, i], images[i])
+        axes[0, i].set_title(f"t={weights[i]:.2f}", fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def traversal_figure(
+    images, dims, values, title="Latent traversals: one dimension moved from the posterior mean"
+):
+    """A grid of decoded traversals: a row per latent dimension, a column per offset."""
+    return _examples_grid_figure(
+        images, [f"{v:+g}" for v in values], [f"z[{d}]" for d in dims], title
+    )
+
+
+def _examples_grid_figure(images, column_labels, row_labels, title):
+    n_rows, n_columns = len(images), len(images[0])
+    figure, axes = plt.subplots(
+        n_rows, n_columns, figsize=(0.9 * n_columns + 0.9, 0.9 * n_rows + 0.6), squeeze=False
+    )
+    for i in range(n_rows):
+        for j in range(n_columns):
+            _show(axes[i, j], images[i][j])
+        axes[i, 0].text(
+            -0.15,
+            0.5,
+            row_labels[i],
+            transform=axes[i, 0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=8,
+        )
+    for j in range(n_columns):
+        axes[0, j].set_title(column_labels[j], fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure

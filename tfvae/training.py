@@ -129,10 +129,14 @@ def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None)
 
     # Keras 3.15 cannot run several steps per graph call on several replicas.
     replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
+    steps_per_execution = 1 if replicated else config.steps_per_execution
+    if steps_per_epoch:
+        # More steps per call than an epoch has shows as "32/1" in the progress bar.
+        steps_per_execution = min(steps_per_execution, steps_per_epoch)
     model.compile(
         optimizer=build_optimizer(config, steps_per_epoch),
         jit_compile=config.jit_compile,
-        steps_per_execution=1 if replicated else config.steps_per_execution,
+        steps_per_execution=steps_per_execution,
     )
     return model
 
@@ -153,7 +157,13 @@ def count_steps_per_epoch(config, data):
 
 
 def write_figures(model, config, data, run_dir):
-    """Writes the PNG figures of a trained model into `run_dir`."""
+    """Writes the PNG figures of a trained model into `run_dir`.
+
+    Every model: `reconstructions.png`, `latent_space.png`. The VAE also
+    gets `samples.png`, `manifold.png` (latent dimension >= 2),
+    `interpolation.png` and `traversal.png` (see `tfvae.latent_pictures`);
+    the denoising autoencoder `denoising.png`.
+    """
     import keras
 
     x_test, y_test = data.arrays("test")
@@ -178,6 +188,41 @@ def write_figures(model, config, data, run_dir):
         plots.save_figure(
             plots.grid_figure(samples, "Decoded samples from the prior N(0, I)"),
             os.path.join(run_dir, "samples.png"),
+        )
+        from tfvae import latent_pictures
+
+        # The dimensions whose posterior means vary most over the test set.
+        active = latent_pictures.most_active_dims(
+            codes, min(config.latent_dim, latent_pictures.MAX_TRAVERSED_DIMS)
+        )
+        if config.latent_dim >= 2:
+            spanned = sorted(int(d) for d in active[:2])
+            others = "; the other dimensions at 0" if config.latent_dim > 2 else ""
+            images, coordinates = latent_pictures.manifold_grid(model, dims=spanned)
+            plots.save_figure(
+                plots.manifold_figure(
+                    images, coordinates, spanned, f"Decoded grid of prior quantiles{others}"
+                ),
+                os.path.join(run_dir, "manifold.png"),
+            )
+        a, b = latent_pictures.pair_of_different_classes(y_test, len(x_test))
+        images, weights = latent_pictures.interpolate(model, x_test[a], x_test[b])
+        plots.save_figure(
+            plots.interpolation_figure(
+                images, weights, "Between the posterior means of two test examples"
+            ),
+            os.path.join(run_dir, "interpolation.png"),
+        )
+        images, dims, values = latent_pictures.traverse(model, x_test[a], dims=active)
+        plots.save_figure(
+            plots.traversal_figure(images, dims, values),
+            os.path.join(run_dir, "traversal.png"),
+        )
+    if config.model == "dae":
+        noisy = np.asarray(model.add_noise(picks, seed=config.seed))
+        plots.save_figure(
+            plots.denoising_figure(noisy, model.predict_on_batch(noisy), picks),
+            os.path.join(run_dir, "denoising.png"),
         )
 
 

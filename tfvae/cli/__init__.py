@@ -6,8 +6,10 @@ import os
 import sys
 import tempfile
 
+from tfvae.cli import anomaly
 from tfvae.cli import compare
 from tfvae.cli import export
+from tfvae.cli import pretrain
 from tfvae.cli import train
 from tfvae.cli import tune
 from tfvae.errors import TfvaeError
@@ -62,6 +64,8 @@ SUBCOMMANDS = [
     compare.add_compare_parser,
     tune.add_tune_parser,
     export.add_export_parser,
+    anomaly.add_anomaly_parser,
+    pretrain.add_pretrain_parser,
 ]
 
 

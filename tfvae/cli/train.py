@@ -27,7 +27,7 @@ def add_train_arguments(parser):
         "--model",
         choices=MODEL_NAMES,
         default=defaults.model,
-        help="vae (variational) or ae (deterministic). Default: %(default)s",
+        help="vae (variational), ae (deterministic) or dae (denoising). Default: %(default)s",
     )
     parser.add_argument(
         "--dataset",
@@ -109,6 +109,13 @@ def add_train_arguments(parser):
         type=int,
         default=defaults.kl_warmup_epochs,
         help="VAE: ramp the KL weight from 0 to beta over N epochs. Default: %(default)s",
+    )
+    parser.add_argument(
+        "--noise-factor",
+        type=float,
+        default=defaults.noise_factor,
+        help="dae: standard deviation of the Gaussian noise added to training inputs. "
+        "Default: %(default)s",
     )
     parser.add_argument(
         "--precision",
@@ -199,6 +206,7 @@ def config_from_args(args):
         strategy=args.strategy,
         iwae_samples=args.iwae_samples,
         kl_warmup_epochs=args.kl_warmup_epochs,
+        noise_factor=args.noise_factor,
         precision=args.precision,
         jit_compile=args.jit_compile,
         steps_per_execution=args.steps_per_execution,

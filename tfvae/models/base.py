@@ -35,6 +35,26 @@ def global_batch_size(x):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, local)
 
 
+def global_batch_position(x):
+    """`(offset, total)`: where this replica's examples sit in the global batch, and its size.
+
+    Training noise drawn for the whole global batch from a stateless
+    generator and sliced at `offset` is the same, example for example,
+    however the batch is split over `tf.distribute` replicas.
+    """
+    local = tf.shape(x)[0]
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return 0, local
+    sizes = context.all_gather(tf.reshape(local, [1]), axis=0)
+    return tf.reduce_sum(sizes[: context.replica_id_in_sync_group]), tf.reduce_sum(sizes)
+
+
+def noise_key(seed, step):
+    """The stateless-generator key of a train step's noise: `(seed, step)` as int64."""
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+
+
 def average_over_global_batch(per_example_loss, x):
     """`sum(loss) / global_batch`: the loss whose replica gradients sum correctly."""
     return tf.nn.compute_average_loss(per_example_loss, global_batch_size=global_batch_size(x))

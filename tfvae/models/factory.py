@@ -3,6 +3,7 @@
 from tfvae.errors import TfvaeError
 from tfvae.models.autoencoder import Autoencoder
 from tfvae.models.decoder import Decoder
+from tfvae.models.denoising_autoencoder import DenoisingAutoencoder
 from tfvae.models.encoder import Encoder
 from tfvae.models.vae import VAE
 
@@ -36,6 +37,18 @@ def build_autoencoder(config, data_shape, steps_per_epoch=None):
     return Autoencoder(encoder, decoder, likelihood=config.resolved_likelihood, name="autoencoder")
 
 
+def build_denoising_autoencoder(config, data_shape, steps_per_epoch=None):
+    encoder, decoder = _networks(config, data_shape, probabilistic=False)
+    return DenoisingAutoencoder(
+        encoder,
+        decoder,
+        likelihood=config.resolved_likelihood,
+        noise_factor=config.noise_factor,
+        seed=config.seed,
+        name="denoising_autoencoder",
+    )
+
+
 def build_vae(config, data_shape, steps_per_epoch=None):
     encoder, decoder = _networks(config, data_shape, probabilistic=True)
     return VAE(
@@ -50,7 +63,7 @@ def build_vae(config, data_shape, steps_per_epoch=None):
     )
 
 
-MODEL_BUILDERS = {"ae": build_autoencoder, "vae": build_vae}
+MODEL_BUILDERS = {"ae": build_autoencoder, "vae": build_vae, "dae": build_denoising_autoencoder}
 
 
 def build_model(config, data_shape, steps_per_epoch=None):

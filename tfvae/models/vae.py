@@ -257,16 +257,11 @@ class VAE(keras.Model):
         local = tf.shape(x)[0]
         if self.seed is None or getattr(self, "optimizer", None) is None:
             return keras.random.normal((samples, local, self.latent_dim), seed=self.seed_generator)
-        offset, total = 0, local
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            sizes = context.all_gather(tf.reshape(local, [1]), axis=0)
-            total = tf.reduce_sum(sizes)
-            offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
-        step_seed = tf.stack(
-            [tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)]
+        offset, total = base.global_batch_position(x)
+        eps = tf.random.stateless_normal(
+            [samples, total, self.latent_dim],
+            seed=base.noise_key(self.seed, self.optimizer.iterations),
         )
-        eps = tf.random.stateless_normal([samples, total, self.latent_dim], seed=step_seed)
         return eps[:, offset : offset + local]
 
     def _training_terms(self, x):

@@ -13,12 +13,13 @@ DEFAULT_LATENT_DIMS = (2, 4, 8, 16, 32, 64)
 # The metrics the models report in `fit` (their `val_` twins come from validation).
 MODEL_METRICS = {
     "ae": ("loss", "reconstruction_loss"),
+    "dae": ("loss", "reconstruction_loss"),
     "vae": ("loss", "reconstruction_loss", "kl_loss"),
 }
 
 
 def reported_metrics(model):
-    """The names `fit` logs for `model` ("ae" or "vae"), validation twins included."""
+    """The names `fit` logs for `model` (a `MODEL_NAMES` entry), validation twins included."""
     names = MODEL_METRICS[model]
     return (*names, *(f"val_{name}" for name in names))
 
