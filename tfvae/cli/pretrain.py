@@ -124,7 +124,6 @@ def default_out(config):
 def write_results(result, config, out):
     """Writes results.json, accuracy.csv and the figure into the new directory `out`, atomically."""
     from tfvae import plots
-    from tfvae import pretraining_plots
     from tfvae.pretraining import METHOD_TITLES
     from tfvae.pretraining import write_csv
     from tfvae.runs import write_json
@@ -153,7 +152,7 @@ def write_results(result, config, out):
         for method in dict.fromkeys(r.method for r in result.rows):
             cells = [result.row(method, n) for n in labels]
             series[METHOD_TITLES[method]] = ([c.mean for c in cells], [c.std for c in cells])
-        figure = pretraining_plots.accuracy_vs_labels_figure(
+        figure = plots.accuracy_vs_labels_figure(
             labels,
             series,
             title=f"Few-label test accuracy, {result.data.name} ({config.repeats} label draws)",
