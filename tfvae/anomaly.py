@@ -33,8 +33,6 @@ import dataclasses
 import datetime
 import math
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -755,10 +753,7 @@ def write_anomaly_dir(result, out, config_dict):
     from tfvae import runs
 
     runs.check_new_run_dir(out)
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tmp-anomaly-", dir=parent)
-    try:
+    with runs.staged_output_dir(out, prefix=".tmp-anomaly-") as staging:
         runs.write_json(os.path.join(staging, RESULTS_FILE), result.to_dict())
         runs.write_json(os.path.join(staging, runs.CONFIG_FILE), config_dict)
         runs.save_model_file(result.model, os.path.join(staging, runs.MODEL_FILE))
@@ -783,10 +778,4 @@ def write_anomaly_dir(result, out, config_dict):
             ),
             os.path.join(staging, ROC_FILE),
         )
-        if os.path.isdir(out):
-            os.rmdir(out)
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

@@ -8,8 +8,10 @@ name and renamed. Models load with `safe_mode=True`: a file that would run
 Python code (a `Lambda` layer's lambda) is refused.
 """
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 
@@ -60,6 +62,27 @@ def read_json(path):
         raise TfvaeError(f"missing file {path}") from None
     except (OSError, json.JSONDecodeError) as error:
         raise TfvaeError(f"cannot read {path}: {error}") from None
+
+
+@contextlib.contextmanager
+def staged_output_dir(out, prefix=".tmp-"):
+    """Yields a new staging directory beside `out` to write an output into.
+
+    When the block ends normally the staging directory is renamed to `out`
+    (absent, or an empty directory), so `out` appears complete or not at
+    all; when it raises (Ctrl-C included) the staging directory is removed.
+    """
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        yield staging
+        if os.path.isdir(out):
+            os.rmdir(out)
+        os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def check_new_run_dir(path):

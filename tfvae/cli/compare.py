@@ -3,11 +3,10 @@
 import dataclasses
 import datetime
 import os
-import shutil
-import tempfile
 
 from tfvae.comparison import DEFAULT_LATENT_DIMS
 from tfvae.errors import TfvaeError
+from tfvae.runs import staged_output_dir
 
 
 def add_compare_parser(commands):
@@ -48,10 +47,7 @@ def run_compare(args):
     check_new_run_dir(out)
     rows, data = compare_with_pca(args.dataset, args.latent_dims, args.epochs, args.seed)
     print(format_comparison(rows))
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tmp-compare-", dir=parent)
-    try:
+    with staged_output_dir(out, prefix=".tmp-compare-") as staging:
         write_json(
             os.path.join(staging, "results.json"),
             {
@@ -71,10 +67,4 @@ def run_compare(args):
             title=f"Test MSE against latent size: {data.name}",
         )
         plots.save_figure(figure, os.path.join(staging, "mse_vs_latent.png"))
-        if os.path.isdir(out):
-            os.rmdir(out)
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     print(f"written: {out}/results.json, {out}/mse_vs_latent.png")

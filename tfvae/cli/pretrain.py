@@ -2,12 +2,11 @@
 
 import datetime
 import os
-import shutil
-import tempfile
 
 from tfvae.errors import TfvaeError
 from tfvae.pretraining import DEFAULT_LABELS_PER_CLASS
 from tfvae.pretraining import PretrainConfig
+from tfvae.runs import staged_output_dir
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "accuracy.csv"
@@ -128,10 +127,7 @@ def write_results(result, config, out):
     from tfvae.pretraining import write_csv
     from tfvae.runs import write_json
 
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tmp-pretrain-", dir=parent)
-    try:
+    with staged_output_dir(out, prefix=".tmp-pretrain-") as staging:
         write_json(
             os.path.join(staging, RESULTS_FILE),
             {
@@ -158,12 +154,6 @@ def write_results(result, config, out):
             title=f"Few-label test accuracy, {result.data.name} ({config.repeats} label draws)",
         )
         plots.save_figure(figure, os.path.join(staging, FIGURE_FILE))
-        if os.path.isdir(out):
-            os.rmdir(out)
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def run_pretrain(args):
