@@ -151,5 +151,11 @@ def run_anomaly(args):
     )
     print(anomaly.format_report(result, protocol=False))
     anomaly.write_anomaly_dir(result, out, settings)
-    files = [anomaly.RESULTS_FILE, anomaly.HISTOGRAM_FILE, anomaly.ROC_FILE, "model.keras"]
-    print(f"written: {', '.join(os.path.join(out, f) for f in files)}, config.json")
+    files = [
+        anomaly.RESULTS_FILE,
+        anomaly.HISTOGRAM_FILE,
+        anomaly.ROC_FILE,
+        "model.keras",
+        "config.json",
+    ]
+    print(f"written: {', '.join(os.path.join(out, f) for f in files)}")
