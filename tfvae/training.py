@@ -73,6 +73,13 @@ def prepare(config):
         seed=config.seed,
     )
     data.check_for(config.arch, config.resolved_likelihood)
+    if config.model == "dae":
+        low, high = float(np.min(data.x_train)), float(np.max(data.x_train))
+        if low < 0.0 or high > 1.0:
+            raise TfvaeError(
+                f"the denoising autoencoder clips its noisy inputs to [0, 1]; {data.name} data "
+                f"must be in [0, 1]. Received values in [{low:g}, {high:g}]"
+            )
     if config.arch == "conv":
         check_conv_shape(data.data_shape, config.filters)
     return data

@@ -113,9 +113,9 @@ def add_train_arguments(parser):
     parser.add_argument(
         "--noise-factor",
         type=float,
-        default=defaults.noise_factor,
+        default=None,
         help="dae: standard deviation of the Gaussian noise added to training inputs. "
-        "Default: %(default)s",
+        f"Default: {defaults.noise_factor}",
     )
     parser.add_argument(
         "--precision",
@@ -187,6 +187,10 @@ def add_evaluate_parser(commands):
 
 
 def config_from_args(args):
+    if args.noise_factor is not None and args.model != "dae":
+        raise TfvaeError(
+            f"--noise-factor applies to --model dae only. Received: --model {args.model}"
+        )
     return TrainConfig(
         model=args.model,
         dataset=args.dataset,
@@ -206,7 +210,7 @@ def config_from_args(args):
         strategy=args.strategy,
         iwae_samples=args.iwae_samples,
         kl_warmup_epochs=args.kl_warmup_epochs,
-        noise_factor=args.noise_factor,
+        noise_factor=TrainConfig.noise_factor if args.noise_factor is None else args.noise_factor,
         precision=args.precision,
         jit_compile=args.jit_compile,
         steps_per_execution=args.steps_per_execution,
