@@ -76,7 +76,7 @@ def test_mirrored_training_matches_one_device_with_an_uneven_last_batch(digits, 
             ae = small_ae(seed=7)
             ae.compile(optimizer=keras.optimizers.SGD(0.5))
         dataset = tf.data.Dataset.from_tensor_slices(x).batch(32)
-        history = ae.fit(dataset, epochs=2, verbose=0).history
+        history = ae.fit(dataset, epochs=2, verbose=0, shuffle=False).history
         return [v.numpy() for v in ae.weights], history["loss"]
 
     one_device, mirrored_strategy = two_cpu_strategies

@@ -136,7 +136,9 @@ def test_mirrored_training_matches_one_device_noise_included(digits, two_cpu_str
         with strategy.scope():
             dae = small_dae(seed=3, weights_seed=7)
             dae.compile(optimizer=keras.optimizers.SGD(0.5))
-        history = dae.fit(tf.data.Dataset.from_tensor_slices(x).batch(32), epochs=1, verbose=0)
+        history = dae.fit(
+            tf.data.Dataset.from_tensor_slices(x).batch(32), epochs=1, verbose=0, shuffle=False
+        )
         return [v.numpy() for v in dae.weights], history.history["loss"]
 
     one_device, mirrored_strategy = two_cpu_strategies
@@ -205,6 +207,7 @@ def test_dae_denoises_mnist_better_than_the_noise_and_a_plain_ae(mnist5k):
             mnist5k.pipeline("train", config.batch_size, seed=config.seed),
             epochs=config.epochs,
             verbose=0,
+            shuffle=False,
         )
         return np.mean((trained.predict(noisy, batch_size=500, verbose=0) - x) ** 2)
 

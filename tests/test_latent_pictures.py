@@ -151,7 +151,12 @@ def trained_vae(mnist5k_binary):
     model = build_compiled_model(
         config, data.data_shape, count_steps_per_epoch(config, data), x_train=data.x_train
     )
-    model.fit(data.pipeline("train", config.batch_size, seed=0), epochs=config.epochs, verbose=0)
+    model.fit(
+        data.pipeline("train", config.batch_size, seed=0),
+        epochs=config.epochs,
+        verbose=0,
+        shuffle=False,
+    )
     return config, model
 
 

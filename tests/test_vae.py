@@ -124,7 +124,7 @@ def test_mnist5k_negative_elbo_far_below_trivial_model(mnist5k_binary):
     keras.utils.set_random_seed(0)
     vae = build_model(config, data.data_shape)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
-    vae.fit(data.pipeline("train", 128), epochs=5, verbose=0)
+    vae.fit(data.pipeline("train", 128), epochs=5, verbose=0, shuffle=False)
     test = vae.evaluate(data.pipeline("test", 256), verbose=0, return_dict=True)
     trivial = independent_features_nll(data.x_train, data.x_test, "bernoulli")
     print(
@@ -210,7 +210,7 @@ def test_mirrored_vae_training_matches_one_device_with_an_uneven_last_batch(
         with strategy.scope():
             vae = small_vae(seed=5)
         dataset = tf.data.Dataset.from_tensor_slices(x).batch(32)
-        history = vae.fit(dataset, epochs=2, verbose=0).history
+        history = vae.fit(dataset, epochs=2, verbose=0, shuffle=False).history
         return [v.numpy() for v in vae.weights], history
 
     one_device, mirrored_strategy = two_cpu_strategies
