@@ -12,6 +12,7 @@ from tfvae.cli import main
 from tfvae.config import TrainConfig
 from tfvae.data import load_dataset
 from tfvae.errors import TfvaeError
+from tfvae.evaluation import DENOISING_EVAL_SEED
 from tfvae.models import Autoencoder
 from tfvae.models import Decoder
 from tfvae.models import DenoisingAutoencoder
@@ -233,3 +234,12 @@ def test_cli_trains_a_conv_dae_and_draws_the_denoising(tmp_path, capsys):
     model = keras.models.load_model(out / "model.keras", safe_mode=True)
     assert type(model) is DenoisingAutoencoder and model.noise_factor == 0.4
     assert model.encoder.arch == "conv"
+    # metrics.json holds the denoising task's own numbers, recomputable from
+    # the saved model and the fixed evaluation noise.
+    metrics = json.loads((out / "metrics.json").read_text())
+    x_test = load_dataset("digits").x_test
+    noisy = np.asarray(model.add_noise(x_test, seed=DENOISING_EVAL_SEED))
+    assert metrics["noisy_input_mse"] == pytest.approx(np.mean((noisy - x_test) ** 2), rel=1e-6)
+    denoised = model.predict(noisy, verbose=0)
+    assert metrics["denoised_mse"] == pytest.approx(np.mean((denoised - x_test) ** 2), rel=1e-4)
+    assert metrics["noise_factor"] == 0.4
