@@ -11,7 +11,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfvae.data import load_dataset  # noqa: E402
+from tfvae.data.datasets import load_dataset  # noqa: E402
 
 BATCH_SIZE = 128
 LATENT_DIM = 16

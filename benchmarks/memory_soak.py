@@ -2,7 +2,7 @@
 
 Trains the configuration `tfvae train` uses by default (dense VAE, latent
 16, one hidden layer of 512, binarized mnist5k, batch 128, AdamW on a
-cosine schedule) through `tfvae.training.train`, so everything a real run
+cosine schedule) through `tfvae.training.trainer.train`, so everything a real run
 does each epoch is included: a fresh pass of the seeded data pipeline,
 validation, the divergence check, a checkpoint written and the older one
 deleted, TensorBoard summaries. The process's resident set size (RSS) is
@@ -61,8 +61,8 @@ def main():
     import numpy as np
     from common import print_json_line
 
-    from tfvae.config import TrainConfig
-    from tfvae.training import train
+    from tfvae.training.config import TrainConfig
+    from tfvae.training.trainer import train
 
     class ResidentMemory(keras.callbacks.Callback):
         def __init__(self):

@@ -53,7 +53,7 @@ def parse_args(argv):
 
 def train_default_run(root):
     from tfvae import TrainConfig
-    from tfvae.training import train
+    from tfvae.training.trainer import train
 
     print("training the default VAE (tfvae train defaults: mnist5k, 50 epochs) ...", flush=True)
     start = time.perf_counter()
@@ -90,11 +90,11 @@ def main(argv=None):
     args = parse_args(argv)
     import tensorflow as tf
 
-    from tfvae.data import load_dataset
+    from tfvae.data.datasets import load_dataset
     from tfvae.export import LiteRTModel
     from tfvae.export import export_run
     from tfvae.export import format_table
-    from tfvae.runs import load_run
+    from tfvae.training.runs import load_run
 
     with tempfile.TemporaryDirectory(prefix="tfvae-serving-") as root:
         run_dir = args.run_dir or train_default_run(root)

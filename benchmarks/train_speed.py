@@ -45,8 +45,8 @@ def run_worker(which, epochs):
         model.fit(data.x_train, epochs=epochs, batch_size=BATCH_SIZE, callbacks=[timer], verbose=0)
         precision = "float32"
     else:
-        from tfvae.config import TrainConfig
-        from tfvae.training import build_compiled_model
+        from tfvae.training.config import TrainConfig
+        from tfvae.training.trainer import build_compiled_model
 
         # The reference's optimizer exactly: Adam 1e-3, constant.
         config = TrainConfig(

@@ -12,7 +12,7 @@ import tensorflow as tf  # noqa: E402
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from tfvae.data import load_dataset  # noqa: E402
+from tfvae.data.datasets import load_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="session")

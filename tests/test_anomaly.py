@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from tfvae import anomaly
+from tfvae.apps import anomaly
 from tfvae.cli import main
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
+from tfvae.training.config import TrainConfig
 
 # --- Metrics on a hand-computed example ----------------------------------------
 
@@ -173,7 +173,7 @@ def test_vae_on_user_arrays_via_the_cli(tmp_path, digits, capsys):
     assert json.loads((out / "config.json").read_text())["model"] == "vae"
 
     # The score is the negative ELBO at the posterior mean, recomputed by hand.
-    from tfvae.runs import load_model_file
+    from tfvae.training.runs import load_model_file
 
     model = load_model_file(str(out / "model.keras"))
     x = (digits.x_test[:50] > 0.5).astype(np.float32)

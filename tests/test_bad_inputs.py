@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tfvae.cli import main
-from tfvae.config import TrainConfig
+from tfvae.training.config import TrainConfig
 
 TABLE = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "bad_inputs.md")
 AREAS = ("cli", "data", "config", "model file", "export", "tuning")

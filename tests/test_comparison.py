@@ -4,13 +4,13 @@ import os
 import numpy as np
 import pytest
 
-from tfvae.baselines import pca_reconstruction_mse
+from tfvae.apps.pca_comparison import compare_with_pca
 from tfvae.cli import main
-from tfvae.comparison import compare_with_pca
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
-from tfvae.training import build_compiled_model
-from tfvae.training import count_steps_per_epoch
+from tfvae.evaluation.baselines import pca_reconstruction_mse
+from tfvae.training.config import TrainConfig
+from tfvae.training.trainer import build_compiled_model
+from tfvae.training.trainer import count_steps_per_epoch
 
 
 def test_pca_mse_matches_a_truncated_svd(digits):

@@ -1,7 +1,7 @@
 import pytest
 
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
+from tfvae.training.config import TrainConfig
 
 
 def test_json_round_trip(tmp_path):

@@ -3,9 +3,9 @@ import time
 import numpy as np
 import pytest
 
-from tfvae import data as data_module
-from tfvae.data import load_dataset
-from tfvae.data import ordered_stratified_split
+from tfvae.data import datasets as data_module
+from tfvae.data.datasets import load_dataset
+from tfvae.data.datasets import ordered_stratified_split
 from tfvae.errors import TfvaeError
 
 

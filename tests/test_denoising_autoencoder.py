@@ -9,18 +9,18 @@ from model_test_case import run_model_saving_test
 from model_test_case import run_serialization_test
 
 from tfvae.cli import main
-from tfvae.config import TrainConfig
-from tfvae.data import load_dataset
+from tfvae.data.datasets import load_dataset
 from tfvae.errors import TfvaeError
-from tfvae.evaluation import DENOISING_EVAL_SEED
+from tfvae.evaluation.metrics import DENOISING_EVAL_SEED
 from tfvae.models import Autoencoder
 from tfvae.models import Decoder
 from tfvae.models import DenoisingAutoencoder
 from tfvae.models import Encoder
 from tfvae.models import build_model
 from tfvae.models.denoising_autoencoder import add_gaussian_noise
-from tfvae.training import build_compiled_model
-from tfvae.training import count_steps_per_epoch
+from tfvae.training.config import TrainConfig
+from tfvae.training.trainer import build_compiled_model
+from tfvae.training.trainer import count_steps_per_epoch
 from tfvae.tuning.search_config import MODEL_METRICS
 from tfvae.tuning.search_config import SearchConfig
 

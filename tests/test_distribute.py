@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae.config import TrainConfig
-from tfvae.distribute import is_chief
-from tfvae.distribute import make_strategy
 from tfvae.errors import TfvaeError
-from tfvae.runs import load_model_file
+from tfvae.training.config import TrainConfig
+from tfvae.training.distribute import is_chief
+from tfvae.training.distribute import make_strategy
+from tfvae.training.runs import load_model_file
 
 
 def test_auto_is_one_device_without_gpus_or_cluster(monkeypatch):
@@ -43,8 +43,8 @@ def test_unknown_strategy_is_named():
 
 def test_replicated_models_run_one_step_per_graph_call(digits_binary, two_cpu_strategies):
     """Keras 3.15 fails with several steps per call on several replicas, so tfvae uses one."""
-    from tfvae.training import build_compiled_model
-    from tfvae.training import count_steps_per_epoch
+    from tfvae.training.trainer import build_compiled_model
+    from tfvae.training.trainer import count_steps_per_epoch
 
     _, mirrored = two_cpu_strategies
     config = TrainConfig(dataset="digits", hidden_units=(16,), latent_dim=2, epochs=1)

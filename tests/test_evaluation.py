@@ -4,9 +4,9 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from tfvae import losses
-from tfvae.evaluation import evaluate_model
-from tfvae.evaluation import importance_sampled_nll
+from tfvae.evaluation.metrics import evaluate_model
+from tfvae.evaluation.metrics import importance_sampled_nll
+from tfvae.math import losses
 from tfvae.models import VAE
 from tfvae.models import Decoder
 from tfvae.models import Encoder

@@ -31,8 +31,8 @@ from tfvae.export import float32_model
 from tfvae.export import write_saved_model
 from tfvae.export.verification import TOLERANCES
 from tfvae.models import build_model
-from tfvae.runs import load_run
-from tfvae.training import train
+from tfvae.training.runs import load_run
+from tfvae.training.trainer import train
 
 SUBPROCESS_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae.optimizers import FusedAdam
+from tfvae.training.fused_adam import FusedAdam
 
 
 def _train(optimizer, steps=20, seed=0):
@@ -59,9 +59,9 @@ def test_schedule_and_config_round_trip():
 
 def test_saved_run_model_loads_in_a_fresh_process(tmp_path, digits_binary):
     """A compiled model names FusedAdam; loading it must not need the training modules."""
-    from tfvae.config import TrainConfig
-    from tfvae.runs import save_model_file
-    from tfvae.training import build_compiled_model
+    from tfvae.training.config import TrainConfig
+    from tfvae.training.runs import save_model_file
+    from tfvae.training.trainer import build_compiled_model
 
     config = TrainConfig(dataset="digits", epochs=1, lr_schedule="constant")
     model = build_compiled_model(config, digits_binary.data_shape)
@@ -69,7 +69,7 @@ def test_saved_run_model_loads_in_a_fresh_process(tmp_path, digits_binary):
     path = str(tmp_path / "model.keras")
     save_model_file(model, path)
     script = (
-        "from tfvae.runs import load_model_file; "
+        "from tfvae.training.runs import load_model_file; "
         f"m = load_model_file({path!r}); print(type(m.optimizer).__name__, int(m.optimizer.iterations))"
     )
     output = subprocess.run(

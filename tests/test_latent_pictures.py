@@ -4,18 +4,18 @@ import pytest
 import tensorflow_probability as tfp
 from scipy.stats import norm
 
-from tfvae import latent_pictures
-from tfvae import plots
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
+from tfvae.evaluation import latent_pictures
+from tfvae.evaluation import plots
 from tfvae.models import VAE
 from tfvae.models import Autoencoder
 from tfvae.models import Decoder
 from tfvae.models import DenoisingAutoencoder
 from tfvae.models import Encoder
-from tfvae.training import build_compiled_model
-from tfvae.training import count_steps_per_epoch
-from tfvae.training import write_figures
+from tfvae.training.config import TrainConfig
+from tfvae.training.trainer import build_compiled_model
+from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.trainer import write_figures
 
 
 def small_vae(latent_dim=3, seed=0):

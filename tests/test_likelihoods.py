@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from tfvae import losses
 from tfvae.errors import TfvaeError
-from tfvae.likelihoods import get_likelihood
+from tfvae.math import losses
+from tfvae.math.likelihoods import get_likelihood
 
 
 def test_tfp_bernoulli_log_prob_equals_pure_nll(mnist5k_binary):

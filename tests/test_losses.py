@@ -5,7 +5,7 @@ import tensorflow_probability as tfp
 from scipy import integrate
 from scipy import stats
 
-from tfvae import losses
+from tfvae.math import losses
 
 tfd = tfp.distributions
 RNG = np.random.default_rng(0)

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.decomposition import PCA
 
-from tfvae import plots
+from tfvae.evaluation import plots
 
 
 def test_projection_is_pca_for_wide_codes_and_identity_for_2d():

@@ -5,19 +5,19 @@ import os
 import numpy as np
 import pytest
 
-from tfvae import runs
+from tfvae.apps.pretraining import METHODS
+from tfvae.apps.pretraining import PretrainConfig
+from tfvae.apps.pretraining import compare_pretraining
+from tfvae.apps.pretraining import draw_labeled_subset
+from tfvae.apps.pretraining import evaluate_method
+from tfvae.apps.pretraining import load_pretrained
 from tfvae.cli import main
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
-from tfvae.pretraining import METHODS
-from tfvae.pretraining import PretrainConfig
-from tfvae.pretraining import compare_pretraining
-from tfvae.pretraining import draw_labeled_subset
-from tfvae.pretraining import evaluate_method
-from tfvae.pretraining import load_pretrained
-from tfvae.training import build_compiled_model
-from tfvae.training import count_steps_per_epoch
-from tfvae.training import prepare
+from tfvae.training import runs
+from tfvae.training.config import TrainConfig
+from tfvae.training.trainer import build_compiled_model
+from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.trainer import prepare
 
 
 def test_labeled_subsets_are_stratified_and_reproducible(mnist5k_binary):

@@ -9,8 +9,8 @@ from model_test_case import run_serialization_test
 from scipy.special import expit
 from scipy.special import logsumexp
 
-from tfvae import rbm_math
 from tfvae.errors import TfvaeError
+from tfvae.math import rbm as rbm_math
 from tfvae.models import RBM
 
 

@@ -17,15 +17,15 @@ import keras
 import numpy as np
 import pytest
 
-from tfvae import runs
-from tfvae.callbacks import TrainingBackup
-from tfvae.callbacks import latest_checkpoint
 from tfvae.cli import main
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
-from tfvae.training import count_steps_per_epoch
-from tfvae.training import prepare
-from tfvae.training import train
+from tfvae.training import runs
+from tfvae.training.callbacks import TrainingBackup
+from tfvae.training.callbacks import latest_checkpoint
+from tfvae.training.config import TrainConfig
+from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.trainer import prepare
+from tfvae.training.trainer import train
 
 # 1,295 training digits in batches of 32: 41 steps per epoch, run 4 at a time
 # (the last group of an epoch is 1 step), checkpointed every 8 steps.
@@ -253,7 +253,7 @@ def test_pipeline_order_depends_only_on_seed_and_epoch(digits):
 
 
 def test_a_save_killed_halfway_leaves_the_previous_checkpoint(tmp_path, digits_binary):
-    from tfvae.training import build_compiled_model
+    from tfvae.training.trainer import build_compiled_model
 
     config = TrainConfig(dataset="digits", hidden_units=(8,), epochs=2)
     steps = count_steps_per_epoch(config, digits_binary)

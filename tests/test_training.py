@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
-from tfvae.optimizers import FusedAdam
-from tfvae.training import build_compiled_model
-from tfvae.training import build_optimizer
-from tfvae.training import count_steps_per_epoch
+from tfvae.training.config import TrainConfig
+from tfvae.training.fused_adam import FusedAdam
+from tfvae.training.trainer import build_compiled_model
+from tfvae.training.trainer import build_optimizer
+from tfvae.training.trainer import count_steps_per_epoch
 
 
 def test_default_optimizer_is_adamw_with_cosine_decay_to_zero(digits_binary):

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from tfvae.cli import main
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
-from tfvae.runs import load_run
-from tfvae.training import prepare
-from tfvae.training import train
+from tfvae.training.config import TrainConfig
+from tfvae.training.runs import load_run
+from tfvae.training.trainer import prepare
+from tfvae.training.trainer import train
 from tfvae.tuning import HyperAutoencoder
 from tfvae.tuning import SearchConfig
 

@@ -5,13 +5,13 @@ import tensorflow as tf
 from model_test_case import run_model_saving_test
 from model_test_case import run_serialization_test
 
-from tfvae.baselines import independent_features_nll
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
+from tfvae.evaluation.baselines import independent_features_nll
 from tfvae.models import VAE
 from tfvae.models import Decoder
 from tfvae.models import Encoder
 from tfvae.models import build_model
+from tfvae.training.config import TrainConfig
 
 
 def small_vae(

@@ -1,15 +1,14 @@
 """tfvae: autoencoders and variational autoencoders for TensorFlow 2 / Keras 3."""
 
-import os
+from tfvae import _startup
 
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) buries the
-# progress bars; users can still set the variable themselves.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before anything imports TensorFlow: its native start-up log is held back.
+_startup.import_tensorflow()
 
-from tfvae.config import TrainConfig  # noqa: E402
-from tfvae.data import DataSplits  # noqa: E402
-from tfvae.data import load_dataset  # noqa: E402
+from tfvae.data.datasets import DataSplits  # noqa: E402
+from tfvae.data.datasets import load_dataset  # noqa: E402
 from tfvae.errors import TfvaeError  # noqa: E402
+from tfvae.training.config import TrainConfig  # noqa: E402
 
 __version__ = "0.1.0"
 

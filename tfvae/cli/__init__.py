@@ -1,10 +1,7 @@
 """The `tfvae` command line: parses arguments, builds a config, calls the library."""
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 
 from tfvae.cli import anomaly
 from tfvae.cli import compare
@@ -22,39 +19,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise TfvaeError(message)
-
-
-@contextlib.contextmanager
-def _native_stderr_captured():
-    """Holds back what native code writes to file descriptor 2 inside the block.
-
-    TensorFlow's C++ runtime logs CUDA probing and oneDNN notices through
-    absl before its log level applies; they would bury the one-line errors
-    and progress bars. The text is replayed if the block raises.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _start_tensorflow():
-    with _native_stderr_captured():
-        import tensorflow as tf
-
-        # Lists devices without running an op: MultiWorkerMirroredStrategy
-        # must be created before the first one.
-        tf.config.list_physical_devices()
 
 
 # Each function adds one subcommand and sets its `handler`.
@@ -81,7 +45,6 @@ def main(argv=None):
     """Entry point of the `tfvae` console script; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        _start_tensorflow()
         args.handler(args)
     except TfvaeError as error:
         print(f"tfvae: error: {error}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """`tfvae anomaly`: train on normal data, calibrate a threshold, detect anomalies."""
 
-from tfvae.anomaly import DEFAULT_CALIBRATION_FRACTION
-from tfvae.anomaly import DEFAULT_NORMAL_DIGIT
-from tfvae.anomaly import DEFAULT_PERCENTILE
+from tfvae.apps.anomaly import DEFAULT_CALIBRATION_FRACTION
+from tfvae.apps.anomaly import DEFAULT_NORMAL_DIGIT
+from tfvae.apps.anomaly import DEFAULT_PERCENTILE
 from tfvae.errors import TfvaeError
 
 DEFAULT_EPOCHS = 30
@@ -90,10 +90,10 @@ def run_anomaly(args):
     import dataclasses
     import os
 
-    from tfvae import anomaly
+    from tfvae.apps import anomaly
     from tfvae.cli.train import config_from_args
-    from tfvae.config import is_array_file
-    from tfvae.runs import check_new_run_dir
+    from tfvae.data.datasets import is_array_file
+    from tfvae.training.runs import check_new_run_dir
 
     kind, source = _scenario(args)
     if args.percentile is not None and not 0 < args.percentile < 100:

@@ -4,9 +4,9 @@ import dataclasses
 import datetime
 import os
 
-from tfvae.comparison import DEFAULT_LATENT_DIMS
+from tfvae.apps.pca_comparison import DEFAULT_LATENT_DIMS
 from tfvae.errors import TfvaeError
-from tfvae.runs import staged_output_dir
+from tfvae.training.runs import staged_output_dir
 
 
 def add_compare_parser(commands):
@@ -30,11 +30,11 @@ def add_compare_parser(commands):
 
 
 def run_compare(args):
-    from tfvae import plots
-    from tfvae.comparison import compare_with_pca
-    from tfvae.comparison import format_comparison
-    from tfvae.runs import check_new_run_dir
-    from tfvae.runs import write_json
+    from tfvae.apps.pca_comparison import compare_with_pca
+    from tfvae.apps.pca_comparison import format_comparison
+    from tfvae.evaluation import plots
+    from tfvae.training.runs import check_new_run_dir
+    from tfvae.training.runs import write_json
 
     if any(d < 1 for d in args.latent_dims):
         raise TfvaeError(f"latent sizes must be positive integers. Received: {args.latent_dims}")

@@ -3,10 +3,10 @@
 import datetime
 import os
 
+from tfvae.apps.pretraining import DEFAULT_LABELS_PER_CLASS
+from tfvae.apps.pretraining import PretrainConfig
 from tfvae.errors import TfvaeError
-from tfvae.pretraining import DEFAULT_LABELS_PER_CLASS
-from tfvae.pretraining import PretrainConfig
-from tfvae.runs import staged_output_dir
+from tfvae.training.runs import staged_output_dir
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "accuracy.csv"
@@ -122,10 +122,10 @@ def default_out(config):
 
 def write_results(result, config, out):
     """Writes results.json, accuracy.csv and the figure into the new directory `out`, atomically."""
-    from tfvae import plots
-    from tfvae.pretraining import METHOD_TITLES
-    from tfvae.pretraining import write_csv
-    from tfvae.runs import write_json
+    from tfvae.apps.pretraining import METHOD_TITLES
+    from tfvae.apps.pretraining import write_csv
+    from tfvae.evaluation import plots
+    from tfvae.training.runs import write_json
 
     with staged_output_dir(out, prefix=".tmp-pretrain-") as staging:
         write_json(
@@ -157,9 +157,9 @@ def write_results(result, config, out):
 
 
 def run_pretrain(args):
-    from tfvae.pretraining import compare_pretraining
-    from tfvae.pretraining import format_table
-    from tfvae.runs import check_new_run_dir
+    from tfvae.apps.pretraining import compare_pretraining
+    from tfvae.apps.pretraining import format_table
+    from tfvae.training.runs import check_new_run_dir
 
     config = config_from_args(args)
     out = args.out or default_out(config)

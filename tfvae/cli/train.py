@@ -2,14 +2,14 @@
 
 import argparse
 
-from tfvae.config import ARCH_NAMES
-from tfvae.config import LIKELIHOOD_NAMES
-from tfvae.config import LR_SCHEDULES
-from tfvae.config import MODEL_NAMES
-from tfvae.config import TrainConfig
-from tfvae.distribute import STRATEGIES
 from tfvae.errors import TfvaeError
-from tfvae.precision import PRECISIONS
+from tfvae.training.config import ARCH_NAMES
+from tfvae.training.config import LIKELIHOOD_NAMES
+from tfvae.training.config import LR_SCHEDULES
+from tfvae.training.config import MODEL_NAMES
+from tfvae.training.config import TrainConfig
+from tfvae.training.distribute import STRATEGIES
+from tfvae.training.precision import PRECISIONS
 
 DEFAULT_NLL_SAMPLES = 1000
 
@@ -224,8 +224,8 @@ def config_from_args(args):
 def run_train(args):
     import sys
 
-    from tfvae.evaluation import format_metrics
-    from tfvae.training import train
+    from tfvae.evaluation.metrics import format_metrics
+    from tfvae.training.trainer import train
 
     config = config_from_args(args)
     try:
@@ -244,9 +244,9 @@ def run_train(args):
 def _say_how_to_resume(config, stream):
     import os
 
-    from tfvae.callbacks import latest_checkpoint
-    from tfvae.training import BACKUP_DIR
-    from tfvae.training import partial_dir
+    from tfvae.training.callbacks import latest_checkpoint
+    from tfvae.training.trainer import BACKUP_DIR
+    from tfvae.training.trainer import partial_dir
 
     if config.out and latest_checkpoint(os.path.join(partial_dir(config.out), BACKUP_DIR)):
         print(
@@ -257,8 +257,8 @@ def _say_how_to_resume(config, stream):
 
 
 def run_evaluate(args):
-    from tfvae.evaluation import evaluate_run
-    from tfvae.evaluation import format_metrics
+    from tfvae.evaluation.metrics import format_metrics
+    from tfvae.training.runs import evaluate_run
 
     if args.nll_samples < 0:
         raise TfvaeError(f"--nll-samples must be >= 0. Received: {args.nll_samples}")

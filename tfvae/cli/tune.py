@@ -5,8 +5,8 @@ import os
 
 from tfvae.cli.train import add_train_arguments
 from tfvae.cli.train import config_from_args
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
+from tfvae.training.config import TrainConfig
 from tfvae.tuning.search_config import DEFAULT_LATENT_DIMS
 from tfvae.tuning.search_config import TUNER_NAMES
 from tfvae.tuning.search_config import SearchConfig

@@ -83,13 +83,13 @@ def export_run(
     Returns:
         A `RunExport`.
     """
-    from tfvae.data import load_dataset
+    from tfvae.data.datasets import load_dataset
     from tfvae.export.saved_model import write_saved_model
     from tfvae.export.signatures import float32_model
     from tfvae.export.tflite import TFLITE_FORMATS
     from tfvae.export.tflite import write_tflite_version
     from tfvae.export.verification import verify_saved_model
-    from tfvae.runs import load_run
+    from tfvae.training.runs import load_run
 
     check_export_format(export_format)
     name = layout.default_model_name(run_dir) if model_name is None else model_name

@@ -195,8 +195,8 @@ def write_tflite_version(model, path, formats, representative_x, heldout_x, seed
     Returns:
         `(files, rows)`: format -> file path, and the `VerificationRow`s.
     """
-    from tfvae import runs
     from tfvae.export import verification
+    from tfvae.training import runs
 
     model = float32_model(model)
     contents = convert_model(model, formats, representative_x, seed=seed)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae.likelihoods import get_likelihood
+from tfvae.math.likelihoods import get_likelihood
 from tfvae.models import base
 
 

@@ -5,7 +5,7 @@ from keras import layers
 from keras import ops
 
 from tfvae.errors import TfvaeError
-from tfvae.losses import soft_clip
+from tfvae.math.losses import soft_clip
 from tfvae.models.base import build_sequence
 
 ARCHITECTURES = ("dense", "conv")

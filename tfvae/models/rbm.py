@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import rbm_math
 from tfvae.errors import TfvaeError
+from tfvae.math import rbm as rbm_math
 from tfvae.models import base
 from tfvae.models.encoder import check_positive_int
 
@@ -113,7 +113,7 @@ class RBM(keras.Model):
 
     @property
     def parameters(self):
-        """`(kernel, visible_bias, hidden_bias)`, the arguments of `tfvae.rbm_math`."""
+        """`(kernel, visible_bias, hidden_bias)`, the arguments of `tfvae.math.rbm`."""
         return self.kernel.value, self.visible_bias.value, self.hidden_bias.value
 
     def call(self, inputs, training=None):

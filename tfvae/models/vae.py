@@ -8,9 +8,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae.errors import TfvaeError
-from tfvae.likelihoods import get_likelihood
-from tfvae.losses import importance_weighted_bound
-from tfvae.losses import soft_clip
+from tfvae.math.likelihoods import get_likelihood
+from tfvae.math.losses import importance_weighted_bound
+from tfvae.math.losses import soft_clip
 from tfvae.models import base
 from tfvae.models.encoder import check_positive_int
 
@@ -239,7 +239,7 @@ class VAE(keras.Model):
         Returns:
             A tensor `[k, batch]`. `logsumexp` over axis 0 minus `log k` is
             the importance-weighted bound on `log p(x)` (the ELBO for `k = 1`);
-            `tfvae.evaluation` estimates `log p(x)` with it.
+            `tfvae.evaluation.metrics` estimates `log p(x)` with it.
         """
         log_px_z, log_ratio, _ = self._log_weight_terms(x, eps, training=training)
         return log_px_z + log_ratio

@@ -4,8 +4,8 @@ import dataclasses
 
 import keras_tuner
 
-from tfvae.training import build_compiled_model
-from tfvae.training import count_steps_per_epoch
+from tfvae.training.trainer import build_compiled_model
+from tfvae.training.trainer import count_steps_per_epoch
 
 
 class HyperAutoencoder(keras_tuner.HyperModel):
@@ -25,7 +25,7 @@ class HyperAutoencoder(keras_tuner.HyperModel):
     Args:
         search_config: `SearchConfig`.
         data: `DataSplits`. The data of `search_config.train`, from
-            `tfvae.training.prepare`.
+            `tfvae.training.trainer.prepare`.
         **kwargs: Base `keras_tuner.HyperModel` arguments (`name`,
             `tunable`).
 

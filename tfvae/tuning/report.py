@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 
-from tfvae import plots
+from tfvae.evaluation import plots
 
 COMPLETED = "COMPLETED"
 

@@ -24,8 +24,8 @@ import warnings
 
 import numpy as np
 
-from tfvae import runs
 from tfvae.errors import TfvaeError
+from tfvae.training import runs
 from tfvae.tuning import report
 from tfvae.tuning.hyper_autoencoder import HyperAutoencoder
 
@@ -254,7 +254,7 @@ def _make_tuner(config, hypermodel, directory, progress):
         logs_root=os.path.join(directory, LOGS_DIR),
         progress=progress,
     )
-    from tfvae.distribute import make_strategy
+    from tfvae.training.distribute import make_strategy
 
     strategy = make_strategy(config.train.strategy)
     if strategy.num_replicas_in_sync > 1:
@@ -318,7 +318,7 @@ def _best_row(rows, objective):
 
 
 def _write_best_run(tuner, hypermodel, config, data, best, directory):
-    from tfvae.training import write_run_dir
+    from tfvae.training.trainer import write_run_dir
 
     best_dir = os.path.join(directory, BEST_DIR)
     marker = os.path.join(best_dir, BEST_TRIAL_FILE)
@@ -417,7 +417,7 @@ def tune(config, progress=True):
         `<directory>/trials.txt` and `trials.csv`, the figure to
         `objective_vs_latent_dim.png`, the best model to `best/`.
     """
-    from tfvae.training import prepare
+    from tfvae.training.trainer import prepare
 
     config.validate()
     role = distributed_role()

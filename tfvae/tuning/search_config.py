@@ -5,8 +5,8 @@ import json
 import math
 import os
 
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
+from tfvae.training.config import TrainConfig
 
 TUNER_NAMES = ("random", "bayesian", "hyperband")
 DEFAULT_LATENT_DIMS = (2, 4, 8, 16, 32, 64)

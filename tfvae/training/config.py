@@ -5,15 +5,15 @@ import json
 import math
 import os
 
-from tfvae.distribute import STRATEGIES
+from tfvae.data.datasets import BUILTIN_DATASETS
+from tfvae.data.datasets import is_array_file
 from tfvae.errors import TfvaeError
-from tfvae.precision import PRECISIONS
+from tfvae.training.distribute import STRATEGIES
+from tfvae.training.precision import PRECISIONS
 
 MODEL_NAMES = ("ae", "vae", "dae")
 ARCH_NAMES = ("dense", "conv")
 LIKELIHOOD_NAMES = ("auto", "bernoulli", "gaussian")
-BUILTIN_DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
-ARRAY_FILE_SUFFIXES = (".npz", ".npy")
 LR_SCHEDULES = ("cosine", "constant")
 
 
@@ -25,10 +25,6 @@ def _check_positive_int(name, value):
 def _check_choice(name, value, allowed):
     if value not in allowed:
         raise TfvaeError(f"unknown {name} {value!r}; expected one of {list(allowed)}")
-
-
-def is_array_file(dataset):
-    return str(dataset).lower().endswith(ARRAY_FILE_SUFFIXES)
 
 
 @dataclasses.dataclass
@@ -69,7 +65,7 @@ class TrainConfig:
             denoising autoencoder adds to its inputs in training (`dae`
             only). Defaults to `0.2`.
         precision: str. `"float32"`, `"mixed_bfloat16"`,
-            `"mixed_float16"` or `"auto"` (see `tfvae.precision`). Defaults
+            `"mixed_float16"` or `"auto"` (see `tfvae.training.precision`). Defaults
             to `"auto"`.
         jit_compile: bool. Compile train steps with XLA. Defaults to
             `False` (on CPU, XLA's matrix products are slower than oneDNN's).
@@ -78,7 +74,7 @@ class TrainConfig:
             to `32`.
         strategy: str. `tf.distribute` strategy: `"one"`, `"mirrored"`,
             `"multiworker"` (from `TF_CONFIG`) or `"auto"` (see
-            `tfvae.distribute.make_strategy`). Defaults to `"auto"`.
+            `tfvae.training.distribute.make_strategy`). Defaults to `"auto"`.
         deterministic: bool. Make training bitwise reproducible: seeds, and
             `tf.config.experimental.enable_op_determinism()` for the whole
             process once the model is built. Defaults to `False`.
@@ -229,7 +225,7 @@ class TrainConfig:
 
     @property
     def resolved_precision(self):
-        from tfvae.precision import resolve_precision
+        from tfvae.training.precision import resolve_precision
 
         return resolve_precision(self.precision)
 

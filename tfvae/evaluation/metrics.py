@@ -4,10 +4,8 @@ import math
 
 import numpy as np
 
-from tfvae.baselines import independent_features_nll
-from tfvae.data import load_dataset
 from tfvae.errors import TfvaeError
-from tfvae.runs import load_run
+from tfvae.evaluation.baselines import independent_features_nll
 
 DEFAULT_NLL_SAMPLES = 1000
 # Decoder evaluations per chunk (samples x examples): bounds peak memory at
@@ -122,7 +120,7 @@ def evaluate_model(model, data, likelihood, batch_size=256, nll_samples=0, verbo
     metrics["baseline_nll"] = independent_features_nll(data.x_train, data.x_test, likelihood)
     metrics["test_examples"] = int(len(data.x_test))
     if hasattr(model, "log_importance_weights"):
-        from tfvae.losses import active_units
+        from tfvae.math.losses import active_units
 
         metrics["active_units"] = active_units(posterior_means(model, data.x_test))
         metrics["latent_dim"] = int(model.latent_dim)
@@ -140,26 +138,6 @@ def evaluate_model(model, data, likelihood, batch_size=256, nll_samples=0, verbo
         metrics["noise_factor"] = float(model.noise_factor)
     metrics["protocol"] = data.protocol
     return metrics
-
-
-def evaluate_run(run_dir, batch_size=256, nll_samples=DEFAULT_NLL_SAMPLES, verbose=False):
-    """Loads a run directory and evaluates its model on the test split of its data."""
-    config, model = load_run(run_dir)
-    data = load_dataset(
-        config.dataset,
-        binarize=config.resolved_binarize,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
-    metrics = evaluate_model(
-        model,
-        data,
-        config.resolved_likelihood,
-        batch_size,
-        nll_samples=nll_samples,
-        verbose=verbose,
-    )
-    return config, metrics
 
 
 def format_metrics(config, metrics):

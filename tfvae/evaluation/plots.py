@@ -209,7 +209,7 @@ def _tile(images):
 
 
 def manifold_figure(images, coordinates, dims=(0, 1), title="Decoded latent grid"):
-    """The decoded grid of `tfvae.latent_pictures.manifold_grid` as one picture.
+    """The decoded grid of `tfvae.evaluation.latent_pictures.manifold_grid` as one picture.
 
     The axes are labelled with the latent coordinates of the tiles' centres.
     """

@@ -2,7 +2,7 @@
 
 Each function takes a trained model and returns numpy arrays of decoded
 examples (and the latent coordinates they were decoded from); the figures
-that show them are in `tfvae.plots`.
+that show them are in `tfvae.evaluation.plots`.
 """
 
 import numpy as np

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import losses
 from tfvae.errors import TfvaeError
+from tfvae.math import losses
 
 tfd = tfp.distributions
 

@@ -34,8 +34,8 @@ import time
 
 import numpy as np
 
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
+from tfvae.training.config import TrainConfig
 
 METHODS = ("frozen", "fine-tuned", "scratch", "pca", "rbm")
 METHOD_TITLES = {
@@ -222,10 +222,10 @@ def load_pretrained(config, verbose=0):
     From `config.run_dir` when given (the run's own data settings), else an
     autoencoder trained here on the unlabeled training split.
     """
-    from tfvae.training import prepare
+    from tfvae.training.trainer import prepare
 
     if config.run_dir is not None:
-        from tfvae.runs import load_run
+        from tfvae.training.runs import load_run
 
         train_config, model = load_run(config.run_dir)
         data = prepare(train_config)
@@ -257,8 +257,8 @@ def _check_labels(data, config):
 
 
 def _train_autoencoder(train_config, data, verbose):
-    from tfvae.training import build_compiled_model
-    from tfvae.training import count_steps_per_epoch
+    from tfvae.training.trainer import build_compiled_model
+    from tfvae.training.trainer import count_steps_per_epoch
 
     model = build_compiled_model(
         train_config,

@@ -21,13 +21,13 @@ import tempfile
 
 import numpy as np
 
-from tfvae import plots
-from tfvae import runs
-from tfvae.config import TrainConfig
-from tfvae.data import load_dataset
+from tfvae.data.datasets import load_dataset
 from tfvae.errors import TfvaeError
-from tfvae.evaluation import evaluate_model
+from tfvae.evaluation import plots
+from tfvae.evaluation.metrics import evaluate_model
 from tfvae.models.decoder import check_conv_shape
+from tfvae.training import runs
+from tfvae.training.config import TrainConfig
 
 DEFAULT_RUNS_ROOT = "saved_models"
 FIGURE_EXAMPLES = 10
@@ -89,7 +89,7 @@ def build_optimizer(config, steps_per_epoch=None):
     """Adam, or AdamW with `config.weight_decay`, with the configured step-size schedule."""
     import keras
 
-    from tfvae.optimizers import FusedAdam
+    from tfvae.training.fused_adam import FusedAdam
 
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
@@ -168,7 +168,7 @@ def write_figures(model, config, data, run_dir):
 
     Every model: `reconstructions.png`, `latent_space.png`. The VAE also
     gets `samples.png`, `manifold.png` (latent dimension >= 2),
-    `interpolation.png` and `traversal.png` (see `tfvae.latent_pictures`);
+    `interpolation.png` and `traversal.png` (see `tfvae.evaluation.latent_pictures`);
     the denoising autoencoder `denoising.png`.
     """
     import keras
@@ -196,7 +196,7 @@ def write_figures(model, config, data, run_dir):
             plots.grid_figure(samples, "Decoded samples from the prior N(0, I)"),
             os.path.join(run_dir, "samples.png"),
         )
-        from tfvae import latent_pictures
+        from tfvae.evaluation import latent_pictures
 
         # The dimensions whose posterior means vary most over the test set.
         active = latent_pictures.most_active_dims(
@@ -336,7 +336,7 @@ def _fit(model, config, data, steps, backup, staging, verbose, callbacks):
     """Trains from the backup's checkpoint (or from scratch) to `config.epochs`; returns the history."""
     import keras
 
-    from tfvae.callbacks import DivergenceGuard
+    from tfvae.training.callbacks import DivergenceGuard
 
     tensorboard = keras.callbacks.TensorBoard(log_dir=os.path.join(staging, "logs"))
     epoch, batch = backup.resume_position
@@ -372,8 +372,8 @@ def _fit(model, config, data, steps, backup, staging, verbose, callbacks):
 
 def _diverged(error, config, data, steps, partial, backup_dir, run_dir):
     """The error to raise for a diverged run; keeps (or writes) the last good model."""
-    from tfvae.callbacks import TrainingBackup
-    from tfvae.callbacks import latest_checkpoint
+    from tfvae.training.callbacks import TrainingBackup
+    from tfvae.training.callbacks import latest_checkpoint
 
     message = f"{error}; {run_dir} was not written"
     state = latest_checkpoint(backup_dir)
@@ -428,15 +428,15 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
     Returns:
         A `RunResult`.
     """
-    from tfvae.callbacks import TrainingBackup
-    from tfvae.callbacks import TrainingDiverged
+    from tfvae.training.callbacks import TrainingBackup
+    from tfvae.training.callbacks import TrainingDiverged
 
     if resume and not config.out:
         raise TfvaeError(
             "--resume needs --out DIR, the run to continue (a killed run keeps its "
             "checkpoints in DIR.partial)"
         )
-    from tfvae.distribute import make_strategy
+    from tfvae.training.distribute import make_strategy
 
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs an op.
     strategy = make_strategy(config.strategy)
@@ -470,7 +470,7 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
     except BaseException:
         # Killed runs keep their checkpoint for --resume; without one there
         # is nothing to resume and nothing stays behind.
-        from tfvae.callbacks import latest_checkpoint
+        from tfvae.training.callbacks import latest_checkpoint
 
         if latest_checkpoint(backup_dir) is None:
             shutil.rmtree(partial, ignore_errors=True)

@@ -15,16 +15,21 @@ import zipfile
 
 import numpy as np
 
-from tfvae.config import BUILTIN_DATASETS
-from tfvae.config import is_array_file
 from tfvae.errors import TfvaeError
 
+BUILTIN_DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
+ARRAY_FILE_SUFFIXES = (".npz", ".npy")
 TEST_FRACTION = 0.2
 BINARIZE_THRESHOLD = 0.5
 # Where tensorflow-datasets downloads MNIST and Fashion-MNIST from.
 TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
+
+
+def is_array_file(dataset):
+    """Whether `dataset` names a `.npz` / `.npy` file rather than a named data set."""
+    return str(dataset).lower().endswith(ARRAY_FILE_SUFFIXES)
 
 
 @dataclasses.dataclass
@@ -134,7 +139,7 @@ class DataSplits:
 
     def check_for(self, arch, likelihood):
         """Raises unless the data suits the architecture and the likelihood."""
-        from tfvae.likelihoods import get_likelihood
+        from tfvae.math.likelihoods import get_likelihood
         from tfvae.models.decoder import check_conv_shape
 
         if arch == "conv":

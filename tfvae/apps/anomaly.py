@@ -261,8 +261,8 @@ def roc_points(labels, scores):
 
 
 def _splits(name, x_train, x_val, x_test, y_test, binarized, protocol):
-    from tfvae.data import BINARIZE_THRESHOLD
-    from tfvae.data import DataSplits
+    from tfvae.data.datasets import BINARIZE_THRESHOLD
+    from tfvae.data.datasets import DataSplits
 
     arrays = [np.asarray(a, np.float32) for a in (x_train, x_val, x_test)]
     if binarized:
@@ -305,7 +305,7 @@ def class_splits(
             training rows held out (the validation split). Defaults to `0.2`.
         seed: int. Defaults to `0`.
     """
-    from tfvae.data import load_dataset
+    from tfvae.data.datasets import load_dataset
 
     _check_open_interval("calibration_fraction", calibration_fraction, 0, 1)
     data = load_dataset(
@@ -370,9 +370,9 @@ def array_splits(
         calibration_fraction: float in (0, 1). Defaults to `0.2`.
         seed: int. Seeds the calibration split. Defaults to `0`.
     """
-    from tfvae.data import _check_finite_array
-    from tfvae.data import _read_array_file
-    from tfvae.data import scale_to_unit
+    from tfvae.data.datasets import _check_finite_array
+    from tfvae.data.datasets import _read_array_file
+    from tfvae.data.datasets import scale_to_unit
 
     _check_open_interval("calibration_fraction", calibration_fraction, 0, 1)
     normal_path, test_path = os.fspath(normal_path), os.fspath(test_path)
@@ -543,9 +543,9 @@ def load_scoring_run(run_dir):
     a dict; its `dataset` may name a file `TrainConfig` does not read (an
     ECG5000 CSV), so it is not rebuilt as a `TrainConfig`.
     """
-    from tfvae import runs
     from tfvae.models import VAE
     from tfvae.models import Autoencoder
+    from tfvae.training import runs
 
     run_dir = os.fspath(run_dir)
     if not os.path.isdir(run_dir):
@@ -578,9 +578,9 @@ def train_on_normal(config, splits, verbose="auto"):
     Returns:
         `(model, history)`: the trained model and its per-epoch metrics.
     """
-    from tfvae.distribute import make_strategy
-    from tfvae.training import build_compiled_model
-    from tfvae.training import count_steps_per_epoch
+    from tfvae.training.distribute import make_strategy
+    from tfvae.training.trainer import build_compiled_model
+    from tfvae.training.trainer import count_steps_per_epoch
 
     check_model_fits(config, splits)
     strategy = make_strategy(config.strategy)
@@ -749,8 +749,8 @@ def write_anomaly_dir(result, out, config_dict):
         out: str. A new or empty directory.
         config_dict: dict. The model's settings, written as `config.json`.
     """
-    from tfvae import plots
-    from tfvae import runs
+    from tfvae.evaluation import plots
+    from tfvae.training import runs
 
     runs.check_new_run_dir(out)
     with runs.staged_output_dir(out, prefix=".tmp-anomaly-") as staging:

@@ -15,8 +15,11 @@ import shutil
 import tempfile
 import zipfile
 
-from tfvae.config import TrainConfig
+from tfvae.data.datasets import load_dataset
 from tfvae.errors import TfvaeError
+from tfvae.evaluation.metrics import DEFAULT_NLL_SAMPLES
+from tfvae.evaluation.metrics import evaluate_model
+from tfvae.training.config import TrainConfig
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -149,9 +152,29 @@ def _first_line(error):
 
 
 def load_run(run_dir):
-    """Returns `(config, model)` of a run directory written by `tfvae.training.train`."""
+    """Returns `(config, model)` of a run directory written by `tfvae.training.trainer.train`."""
     if not os.path.isdir(run_dir):
         raise TfvaeError(f"run directory not found: {run_dir}")
     config = TrainConfig.load(os.path.join(run_dir, CONFIG_FILE))
     model = load_model_file(os.path.join(run_dir, MODEL_FILE))
     return config, model
+
+
+def evaluate_run(run_dir, batch_size=256, nll_samples=DEFAULT_NLL_SAMPLES, verbose=False):
+    """Loads a run directory and evaluates its model on the test split of its data."""
+    config, model = load_run(run_dir)
+    data = load_dataset(
+        config.dataset,
+        binarize=config.resolved_binarize,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+    )
+    metrics = evaluate_model(
+        model,
+        data,
+        config.resolved_likelihood,
+        batch_size,
+        nll_samples=nll_samples,
+        verbose=verbose,
+    )
+    return config, metrics

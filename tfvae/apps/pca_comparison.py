@@ -5,9 +5,9 @@ import time
 
 import numpy as np
 
-from tfvae.baselines import pca_reconstruction_mse
-from tfvae.config import TrainConfig
 from tfvae.errors import TfvaeError
+from tfvae.evaluation.baselines import pca_reconstruction_mse
+from tfvae.training.config import TrainConfig
 
 DEFAULT_LATENT_DIMS = (2, 4, 8, 16, 32)
 
@@ -24,8 +24,8 @@ class ComparisonRow:
 
 
 def _trained_mse(config, data, verbose):
-    from tfvae.training import build_compiled_model
-    from tfvae.training import count_steps_per_epoch
+    from tfvae.training.trainer import build_compiled_model
+    from tfvae.training.trainer import count_steps_per_epoch
 
     model = build_compiled_model(
         config, data.data_shape, count_steps_per_epoch(config, data), x_train=data.x_train
@@ -60,7 +60,7 @@ def compare_with_pca(
     Returns:
         `(rows, data)`: a list of `ComparisonRow` and the `DataSplits` used.
     """
-    from tfvae.training import prepare
+    from tfvae.training.trainer import prepare
 
     latent_dims = tuple(latent_dims)
     if not latent_dims:

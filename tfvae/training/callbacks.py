@@ -17,8 +17,8 @@ import tempfile
 import keras
 import numpy as np
 
-from tfvae import runs
 from tfvae.errors import TfvaeError
+from tfvae.training import runs
 
 CHECKPOINT_PREFIX = "step-"
 WEIGHTS_FILE = "checkpoint.weights.h5"
@@ -94,7 +94,7 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
     taken inside an epoch records how many batches of it were done,
     `resume_position`; `fit` must then start with a pipeline that leaves
     those batches out (`DataSplits.pipeline(..., skip_batches=b)`) for that
-    epoch alone, as `tfvae.training.train` does. The restored metric
+    epoch alone, as `tfvae.training.trainer.train` does. The restored metric
     accumulators make that epoch's logs the uninterrupted run's.
 
     Args:

@@ -1,0 +1,1 @@
+"""Applications built on trained models: anomaly detection, pretraining, the PCA comparison."""
