@@ -43,13 +43,13 @@ def add_export_parser(commands):
 
 
 def run_export(args):
-    from tfvae.cli import _native_stderr_captured
+    from tfvae._startup import native_stderr_captured
     from tfvae.export import export_run
     from tfvae.export import format_table
 
     # The TFLite converter and LiteRT log from C++ (MLIR passes, XNNPACK);
     # the table below is the report.
-    with _native_stderr_captured():
+    with native_stderr_captured():
         result = export_run(
             args.run_dir,
             export_format=args.format,
