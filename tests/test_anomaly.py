@@ -9,6 +9,9 @@ import pytest
 from tfvae.apps import anomaly
 from tfvae.cli import main
 from tfvae.errors import TfvaeError
+from tfvae.io.atomic import write_json
+from tfvae.io.model_files import save_model_file
+from tfvae.models import build_model
 from tfvae.training.config import TrainConfig
 
 # --- Metrics on a hand-computed example ----------------------------------------
@@ -173,7 +176,7 @@ def test_vae_on_user_arrays_via_the_cli(tmp_path, digits, capsys):
     assert json.loads((out / "config.json").read_text())["model"] == "vae"
 
     # The score is the negative ELBO at the posterior mean, recomputed by hand.
-    from tfvae.training.runs import load_model_file
+    from tfvae.io.model_files import load_model_file
 
     model = load_model_file(str(out / "model.keras"))
     x = (digits.x_test[:50] > 0.5).astype(np.float32)
@@ -284,3 +287,83 @@ def test_cli_bad_inputs_are_one_line(tmp_path, monkeypatch, capsys, args, messag
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert os.listdir(tmp_path) == []
+
+
+# --- Scoring with a saved run: only one trained on this scenario's normal data ----
+
+
+def _train_run(run_dir, dataset="digits"):
+    """A run as `tfvae train` leaves it: trained on every class (untrained here: refused first)."""
+    config = TrainConfig(dataset=dataset, hidden_units=(8,))
+    os.makedirs(run_dir)
+    save_model_file(build_model(config, (8, 8, 1)), os.path.join(run_dir, "model.keras"))
+    write_json(os.path.join(run_dir, "config.json"), config.to_dict())
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_run_trained_on_every_class_is_refused(tmp_path, digits, capsys):
+    run, out = tmp_path / "train-run", tmp_path / "out"
+    _train_run(run)
+    assert main(["anomaly", "--dataset", "digits", "--run", str(run), "--out", str(out)]) == 2
+    message = _one_line_error(capsys)
+    assert (
+        f"run {run} was trained on the whole training split of digits (a tfvae train run), "
+        "not on normal examples only (class 5 of digits); drop --run" in message
+    )
+    assert not out.exists()
+
+    # Trained by `tfvae train` on the very file of normal examples: its own
+    # split of them overlaps the calibration examples here.
+    _digits_files(tmp_path, digits)
+    normal = str(tmp_path / "normal.npz")
+    _train_run(tmp_path / "normal-run", dataset=normal)
+    argv = ["anomaly", "--normal", normal, "--test", str(tmp_path / "test.npz")]
+    assert main([*argv, "--run", str(tmp_path / "normal-run"), "--out", str(out)]) == 2
+    assert (
+        f"was trained by tfvae train on its own split of {normal}, so the examples held out "
+        in (_one_line_error(capsys))
+    )
+    assert not out.exists()
+
+
+def test_run_must_be_an_anomaly_run_of_the_same_data_and_split(tmp_path, capsys):
+    run = tmp_path / "digit3"
+    common = ["anomaly", "--dataset", "digits", "--quiet"]
+    trained = ["--normal-digit", "3", "--hidden-units", "16", "--epochs", "3"]
+    assert main([*common, *trained, "--out", str(run)]) == 0
+    capsys.readouterr()
+    refused = [
+        ([], f"run {run} was trained on class 3 of digits (a tfvae anomaly run), not on class 5"),
+        (
+            ["--normal-digit", "3", "--seed", "1"],
+            "held out 0.2 of class 3 of digits with seed 0 to calibrate; a split with fraction "
+            "0.2 and seed 1 would calibrate on examples it trained on",
+        ),
+        (
+            ["--normal-digit", "3", "--calibration-fraction", "0.3"],
+            "give --calibration-fraction 0.2 --seed 0, or drop --run",
+        ),
+    ]
+    for args, expected in refused:
+        out = tmp_path / "refused"
+        assert main([*common, *args, "--run", str(run), "--out", str(out)]) == 2
+        assert expected in _one_line_error(capsys)
+        assert not out.exists()
+
+    # The same scenario is accepted, says what the model was trained on, and
+    # reproduces the run's threshold.
+    again = tmp_path / "again"
+    assert main([*common, "--normal-digit", "3", "--run", str(run), "--out", str(again)]) == 0
+    assert (
+        f"scoring with the model of {run}, trained by tfvae anomaly on the same training "
+        "examples of class 3 of digits" in capsys.readouterr().out
+    )
+    first = json.loads((run / "results.json").read_text())
+    second = json.loads((again / "results.json").read_text())
+    assert second["threshold"] == pytest.approx(first["threshold"], rel=1e-6)
+    assert second["settings"]["normal_digit"] == 3 and second["settings"]["run"] == str(run)

@@ -6,7 +6,7 @@ from tfvae.training.config import TrainConfig
 
 def test_json_round_trip(tmp_path):
     config = TrainConfig(
-        model="ae", dataset="digits", arch="conv", latent_dim=3, hidden_units=(64, 32), beta=0.5
+        model="vae", dataset="digits", arch="conv", latent_dim=3, hidden_units=(64, 32), beta=0.5
     )
     path = tmp_path / "config.json"
     path.write_text(config.to_json())
@@ -47,3 +47,42 @@ def test_unknown_keys_and_broken_json(tmp_path):
     path.write_text("{not json")
     with pytest.raises(TfvaeError, match="cannot read config"):
         TrainConfig.load(path)
+
+
+def test_every_setting_is_declared_once_and_drives_its_flag():
+    import argparse
+    import dataclasses
+
+    from tfvae.cli.train import add_train_arguments
+    from tfvae.training.config import train_settings
+
+    declared = {s.name: s for s in train_settings()}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
+    assert set(declared) == fields
+    assert all(s.help.strip() for s in declared.values())
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    for name, spec in declared.items():
+        expected = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        assert defaults[name] == expected, name
+    # A family's own settings stay unset until given.
+    assert defaults["beta"] is None and defaults["noise_factor"] is None
+    args = parser.parse_args(["--model", "vae", "--beta", "0.25", "--hidden-units"])
+    from tfvae.cli.train import config_from_args
+
+    config = config_from_args(args)
+    assert (
+        config.beta == 0.25
+        and config.hidden_units == ()
+        and config == TrainConfig(beta=0.25, hidden_units=())
+    )
+
+
+def test_old_run_configs_with_every_family_setting_still_load():
+    # Written before the family settings moved into the registry: every key, for an AE.
+    old = {**TrainConfig(model="ae").to_dict(), "beta": 1.0, "noise_factor": 0.2}
+    old.update(iwae_samples=1, kl_warmup_epochs=0)
+    config = TrainConfig.from_dict(old)
+    assert config.model == "ae" and config.options == {}
+    assert "beta" not in config.to_dict()

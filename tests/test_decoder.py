@@ -22,3 +22,15 @@ def test_conv_decoder_refuses_shapes_it_cannot_mirror():
         Decoder((9, 9, 1), arch="conv")
     with pytest.raises(TfvaeError, match=r"needs images of shape \(height, width, channels\)"):
         Decoder((64,), arch="conv")
+
+
+@pytest.mark.parametrize("arch", ["dense", "conv"])
+def test_output_shape_matches_the_outputs_and_shows_in_the_summary(arch):
+    decoder = Decoder((8, 8, 1), arch=arch, hidden_units=(16,), filters=(4, 8))
+    decoder.build((None, 5))
+    outputs = decoder(np.zeros((3, 5), np.float32))
+    assert decoder.compute_output_shape((3, 5)) == tuple(outputs.shape) == (3, 8, 8, 1)
+    lines = []
+    decoder.summary(print_fn=lambda line, **kwargs: lines.append(line))
+    text = "\n".join(lines)
+    assert "?" not in text and "(None, 8, 8, 1)" in text

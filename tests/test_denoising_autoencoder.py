@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from model_test_case import run_model_saving_test
+from model_test_case import run_sample_weight_test
 from model_test_case import run_serialization_test
+from model_test_case import run_takes_no_labels_test
 
 from tfvae.cli import main
 from tfvae.data.datasets import load_dataset
@@ -17,11 +19,11 @@ from tfvae.models import Decoder
 from tfvae.models import DenoisingAutoencoder
 from tfvae.models import Encoder
 from tfvae.models import build_model
+from tfvae.models import get_family
 from tfvae.models.denoising_autoencoder import add_gaussian_noise
 from tfvae.training.config import TrainConfig
 from tfvae.training.trainer import build_compiled_model
 from tfvae.training.trainer import count_steps_per_epoch
-from tfvae.tuning.search_config import MODEL_METRICS
 from tfvae.tuning.search_config import SearchConfig
 
 
@@ -157,13 +159,13 @@ def test_config_knows_the_dae():
     older = config.to_dict()
     del older["noise_factor"]  # a config.json written before the field existed
     assert TrainConfig.from_dict(older).noise_factor == 0.2
-    with pytest.raises(TfvaeError, match="apply to --model vae only"):
+    with pytest.raises(TfvaeError, match="--iwae-samples applies to --model vae only"):
         TrainConfig(model="dae", iwae_samples=2)
     model = build_model(config, (8, 8, 1))
     assert type(model) is DenoisingAutoencoder
     assert (model.noise_factor, model.seed) == (0.35, config.seed)
     # `tfvae tune --model dae` searches the metrics the DAE reports.
-    assert tuple(m.name for m in model.metrics) == MODEL_METRICS["dae"]
+    assert tuple(m.name for m in model.metrics) == get_family("dae").metrics
     SearchConfig(TrainConfig(model="dae", dataset="digits"), objective="val_reconstruction_loss")
     with pytest.raises(TfvaeError, match="not reported by the dae model"):
         SearchConfig(TrainConfig(model="dae"), objective="val_kl_loss")
@@ -199,8 +201,9 @@ def test_dae_denoises_mnist_better_than_the_noise_and_a_plain_ae(mnist5k):
             batch_size=32,
             learning_rate=1e-3,
             lr_schedule="constant",
-            noise_factor=noise_factor,
             steps_per_execution=8,
+            # The config refuses a setting of another family: only the DAE has noise.
+            **({"noise_factor": noise_factor} if model == "dae" else {}),
         )
         steps = count_steps_per_epoch(config, mnist5k)
         trained = build_compiled_model(config, mnist5k.data_shape, steps, x_train=mnist5k.x_train)
@@ -243,3 +246,23 @@ def test_cli_trains_a_conv_dae_and_draws_the_denoising(tmp_path, capsys):
     denoised = model.predict(noisy, verbose=0)
     assert metrics["denoised_mse"] == pytest.approx(np.mean((denoised - x_test) ** 2), rel=1e-4)
     assert metrics["noise_factor"] == 0.4
+
+
+def test_sample_weight_weighs_the_per_example_loss_noise_included(digits):
+    def make_model():
+        dae = small_dae(seed=6, weights_seed=1)
+        dae.compile(optimizer=keras.optimizers.SGD(1.0))
+        return dae
+
+    run_sample_weight_test(make_model, digits.x_train[:96])
+
+
+def test_fit_with_labels_fails_clearly_and_scores_like_an_autoencoder(digits):
+    dae = small_dae()
+    dae.compile(optimizer="adam")
+    run_takes_no_labels_test(dae, digits.x_train[:64], digits.y_train[:64])
+    assert dae.serving_functions is Autoencoder.serving_functions
+    x = digits.x_test[:20]
+    expected = np.mean((dae.predict(x, verbose=0) - x) ** 2, axis=(1, 2, 3))
+    np.testing.assert_allclose(dae.score(x)["score"], expected, rtol=1e-5)
+    assert dae.score_description == "reconstruction error (mean squared error per feature)"

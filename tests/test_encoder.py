@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from model_test_case import run_serialization_test
@@ -41,3 +42,20 @@ def test_deterministic_encoder_returns_codes(digits):
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(TfvaeError, match=match):
         Encoder(**kwargs)
+
+
+@pytest.mark.parametrize("arch", ["dense", "conv"])
+@pytest.mark.parametrize("probabilistic", [True, False])
+def test_output_shape_matches_the_outputs_and_shows_in_the_summary(arch, probabilistic, digits):
+    encoder = Encoder(3, arch=arch, hidden_units=(16,), filters=(4, 8), probabilistic=probabilistic)
+    encoder.build((None, 8, 8, 1))
+    outputs = encoder(digits.x_test[:5])
+    shapes = encoder.compute_output_shape((5, 8, 8, 1))
+    assert shapes == keras.tree.map_structure(lambda t: tuple(t.shape), outputs)
+    symbolic = encoder(keras.Input((8, 8, 1)))
+    assert keras.tree.map_structure(lambda t: t.shape, symbolic) == encoder.compute_output_shape(
+        (None, 8, 8, 1)
+    )
+    lines = []
+    encoder.summary(print_fn=lambda line, **kwargs: lines.append(line))
+    assert "?" not in "\n".join(lines)

@@ -1,4 +1,7 @@
-"""The TF Serving layout: names, versions, atomic commits, models.config (no TensorFlow)."""
+"""The TF Serving layout: names, versions, models.config (no TensorFlow).
+
+Its atomic commits are `tfvae.io.atomic.Transaction`'s, tested in `test_io.py`.
+"""
 
 import os
 
@@ -43,39 +46,6 @@ def test_next_version_counts_saved_model_and_tflite_versions(tmp_path):
         layout.resolve_version([model_dir], version=0)
 
 
-def test_transaction_commits_all_or_nothing(tmp_path):
-    final = tmp_path / "m" / "1"
-    with pytest.raises(KeyboardInterrupt):
-        with layout.Transaction() as transaction:
-            staging = transaction.stage(str(final))
-            (tmp_path / "m" / os.path.basename(staging) / "saved_model.pb").write_bytes(b"half")
-            raise KeyboardInterrupt
-    assert os.listdir(tmp_path / "m") == []
-
-    with layout.Transaction() as transaction:
-        staging = transaction.stage(str(final))
-        open(os.path.join(staging, "new"), "w").close()
-        transaction.commit()
-    assert os.listdir(tmp_path / "m") == ["1"] and os.listdir(final) == ["new"]
-
-
-def test_transaction_overwrite_replaces_and_otherwise_refuses(tmp_path):
-    final = tmp_path / "m" / "1"
-    final.mkdir(parents=True)
-    (final / "old").write_text("old")
-    with layout.Transaction(overwrite=False) as transaction:
-        transaction.stage(str(final))
-        with pytest.raises(TfvaeError, match="appeared while exporting"):
-            transaction.commit()
-    assert os.listdir(final) == ["old"]
-    with layout.Transaction(overwrite=True) as transaction:
-        staging = transaction.stage(str(final))
-        open(os.path.join(staging, "new"), "w").close()
-        transaction.commit()
-    assert os.listdir(final) == ["new"]
-    assert sorted(os.listdir(tmp_path / "m")) == ["1"]
-
-
 def test_run_directories_are_not_model_directories(tmp_path):
     run = tmp_path / "saved_models" / "run"
     run.mkdir(parents=True)
@@ -93,6 +63,8 @@ def test_model_config_lists_every_served_model(tmp_path):
     (tmp_path / "run").mkdir()
     path = layout.write_model_config(str(tmp_path), server_base_path="/models/")
     assert path == str(tmp_path / "models.config")
+    # Written through a temporary file, which is gone.
+    assert sorted(os.listdir(tmp_path)) == ["a.model", "b-model", "empty", "models.config", "run"]
     assert (tmp_path / "models.config").read_text() == (
         "model_config_list {\n"
         "  config {\n"

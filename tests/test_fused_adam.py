@@ -59,8 +59,8 @@ def test_schedule_and_config_round_trip():
 
 def test_saved_run_model_loads_in_a_fresh_process(tmp_path, digits_binary):
     """A compiled model names FusedAdam; loading it must not need the training modules."""
+    from tfvae.io.model_files import save_model_file
     from tfvae.training.config import TrainConfig
-    from tfvae.training.runs import save_model_file
     from tfvae.training.trainer import build_compiled_model
 
     config = TrainConfig(dataset="digits", epochs=1, lr_schedule="constant")
@@ -69,7 +69,7 @@ def test_saved_run_model_loads_in_a_fresh_process(tmp_path, digits_binary):
     path = str(tmp_path / "model.keras")
     save_model_file(model, path)
     script = (
-        "from tfvae.training.runs import load_model_file; "
+        "from tfvae.io.model_files import load_model_file; "
         f"m = load_model_file({path!r}); print(type(m.optimizer).__name__, int(m.optimizer.iterations))"
     )
     output = subprocess.run(

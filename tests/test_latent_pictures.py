@@ -7,6 +7,7 @@ from scipy.stats import norm
 from tfvae.errors import TfvaeError
 from tfvae.evaluation import latent_pictures
 from tfvae.evaluation import plots
+from tfvae.evaluation.figures import write_figures
 from tfvae.models import VAE
 from tfvae.models import Autoencoder
 from tfvae.models import Decoder
@@ -15,7 +16,6 @@ from tfvae.models import Encoder
 from tfvae.training.config import TrainConfig
 from tfvae.training.trainer import build_compiled_model
 from tfvae.training.trainer import count_steps_per_epoch
-from tfvae.training.trainer import write_figures
 
 
 def small_vae(latent_dim=3, seed=0):
@@ -129,7 +129,10 @@ def test_bad_arguments_are_refused(digits):
         (lambda: latent_pictures.manifold_grid(small_vae(1)), "latent_dim=1"),
         (lambda: latent_pictures.interpolate(vae, x, x, steps=1), "steps must be an integer"),
         (lambda: latent_pictures.interpolate(vae, digits.x_test[:2], x), "x_a must be one"),
-        (lambda: latent_pictures.interpolate(object(), x, x), "needs a tfvae VAE or Auto"),
+        (
+            lambda: latent_pictures.interpolate(object(), x, x),
+            "expected a model of a registered tfvae family",
+        ),
         (lambda: latent_pictures.traverse(vae, x, values=[np.nan]), "values must be"),
     ]:
         with pytest.raises(TfvaeError, match=message):

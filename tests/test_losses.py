@@ -59,8 +59,35 @@ def test_squared_error_and_cross_entropy_are_per_example_means():
     np.testing.assert_allclose(bce, [np.log(2), np.log(2)], rtol=1e-6)
 
 
-def test_negative_elbo_weights_kl_by_beta():
-    assert losses.negative_elbo(10.0, 4.0, beta=0.5) == pytest.approx(12.0)
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_vae_negative_elbo_is_the_closed_form_nll_plus_beta_kl(digits_binary, likelihood):
+    """The VAE's loss (from TFP) is these functions' `nll + beta * KL` at the same sample."""
+    import keras
+
+    from tfvae.models import VAE
+    from tfvae.models import Decoder
+    from tfvae.models import Encoder
+
+    keras.utils.set_random_seed(0)
+    vae = VAE(
+        Encoder(3, hidden_units=(16,), probabilistic=True),
+        Decoder((8, 8, 1), hidden_units=(16,)),
+        beta=0.5,
+        likelihood=likelihood,
+    )
+    x = digits_binary.x_test[:8]
+    eps = RNG.normal(size=(8, 3)).astype(np.float32)
+    terms = vae.per_example_losses(x, eps=eps)
+    mu, sigma = vae.encode(x)
+    params = vae.decoder(mu + sigma * eps)
+    if likelihood == "bernoulli":
+        nll = losses.bernoulli_nll(x, params)
+    else:
+        nll = losses.gaussian_nll(x, params, vae.observation_scale())
+    kl = losses.kl_normal_standard_normal(mu, sigma)
+    np.testing.assert_allclose(terms["reconstruction_loss"], nll, rtol=1e-5)
+    np.testing.assert_allclose(terms["kl_loss"], kl, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(terms["loss"], nll + 0.5 * kl, rtol=1e-5)
 
 
 def test_soft_clip_is_bounded_smooth_and_near_identity_at_centre():

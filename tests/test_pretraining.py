@@ -13,6 +13,8 @@ from tfvae.apps.pretraining import evaluate_method
 from tfvae.apps.pretraining import load_pretrained
 from tfvae.cli import main
 from tfvae.errors import TfvaeError
+from tfvae.io.atomic import write_json
+from tfvae.io.model_files import save_model_file
 from tfvae.training import runs
 from tfvae.training.config import TrainConfig
 from tfvae.training.trainer import build_compiled_model
@@ -94,8 +96,8 @@ def _vae_run(run_dir):
         shuffle=False,
     )
     os.makedirs(run_dir)
-    runs.save_model_file(model, os.path.join(run_dir, runs.MODEL_FILE))
-    runs.write_json(os.path.join(run_dir, runs.CONFIG_FILE), config.to_dict())
+    save_model_file(model, os.path.join(run_dir, runs.MODEL_FILE))
+    write_json(os.path.join(run_dir, runs.CONFIG_FILE), config.to_dict())
 
 
 def test_pretrain_command_on_a_vae_run_writes_table_and_files(tmp_path, capsys):

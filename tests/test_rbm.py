@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from model_test_case import run_model_saving_test
 from model_test_case import run_serialization_test
+from model_test_case import run_takes_no_labels_test
 from scipy.special import expit
 from scipy.special import logsumexp
 
@@ -250,3 +251,15 @@ def test_keras_round_trip_gives_identical_outputs(digits_binary, tmp_path):
 def test_bad_arguments_name_the_value(kwargs, message):
     with pytest.raises(TfvaeError, match=message):
         RBM(**kwargs)
+
+
+def test_labels_and_sample_weights_are_refused(digits_binary):
+    rbm = RBM(8, chains=16, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.05))
+    x = digits_binary.x_train[:64]
+    run_takes_no_labels_test(rbm, x, digits_binary.y_train[:64])
+    before = [np.array(v) for v in rbm.weights]
+    with pytest.raises(TfvaeError, match="RBM trains on unweighted examples"):
+        rbm.fit(x, sample_weight=np.ones(64), epochs=1, verbose=0)
+    for a, b in zip(before, rbm.weights, strict=True):
+        np.testing.assert_array_equal(a, b)

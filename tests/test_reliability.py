@@ -19,6 +19,10 @@ import pytest
 
 from tfvae.cli import main
 from tfvae.errors import TfvaeError
+from tfvae.io.atomic import read_json
+from tfvae.io.atomic import write_json
+from tfvae.io.model_files import load_model_file
+from tfvae.io.model_files import save_model_file
 from tfvae.training import runs
 from tfvae.training.callbacks import TrainingBackup
 from tfvae.training.callbacks import latest_checkpoint
@@ -61,7 +65,7 @@ def _run(out, *extra):
 
 
 def _model_state(run_dir):
-    model = runs.load_model_file(os.path.join(run_dir, runs.MODEL_FILE))
+    model = load_model_file(os.path.join(run_dir, runs.MODEL_FILE))
     return [np.asarray(v) for v in model.weights], [
         np.asarray(v) for v in model.optimizer.variables
     ]
@@ -73,7 +77,7 @@ def _assert_same_run(a, b):
     for x, y in zip(weights_a + optimizer_a, weights_b + optimizer_b, strict=True):
         np.testing.assert_array_equal(x, y)
     for name in (runs.HISTORY_FILE, runs.METRICS_FILE):
-        assert runs.read_json(os.path.join(a, name)) == runs.read_json(os.path.join(b, name))
+        assert read_json(os.path.join(a, name)) == read_json(os.path.join(b, name))
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +98,8 @@ def deterministic_runs(tmp_path_factory):
 def test_two_deterministic_runs_agree_exactly(deterministic_runs):
     first, second = deterministic_runs
     _assert_same_run(first, second)
-    assert runs.read_json(os.path.join(first, runs.CONFIG_FILE))["deterministic"] is True
-    history = runs.read_json(os.path.join(first, runs.HISTORY_FILE))
+    assert read_json(os.path.join(first, runs.CONFIG_FILE))["deterministic"] is True
+    history = read_json(os.path.join(first, runs.HISTORY_FILE))
     assert len(history["loss"]) == 3 and history["loss"][-1] < history["loss"][0]
     assert not os.path.exists(f"{first}.partial")
 
@@ -172,7 +176,7 @@ def test_interrupted_run_keeps_its_checkpoint_and_resume_finishes_it(tmp_path):
 
     result = train(config, verbose=0, resume=True)
     assert result.resumed_from == (2, 0)
-    history = runs.read_json(os.path.join(result.run_dir, runs.HISTORY_FILE))
+    history = read_json(os.path.join(result.run_dir, runs.HISTORY_FILE))
     assert len(history["loss"]) == 3 and history["loss"][:2] == state["history"]["loss"]
     assert not (tmp_path / "run.partial").exists()
     assert sorted(os.listdir(tmp_path)) == ["run"]
@@ -225,7 +229,7 @@ def test_divergence_keeps_the_last_good_checkpoint_and_model(tmp_path):
     assert not (tmp_path / "r").exists()
     state = latest_checkpoint(str(partial / "backup"))
     assert (state["epoch"], state["batch"]) == (1, 0)
-    last_good = runs.load_model_file(str(partial / "last_good.keras"))
+    last_good = load_model_file(str(partial / "last_good.keras"))
     assert all(np.all(np.isfinite(np.asarray(v))) for v in last_good.weights)
     data = prepare(config)
     loss = last_good.evaluate(data.x_val, verbose=0, return_dict=True)["reconstruction_loss"]
@@ -283,7 +287,7 @@ def _real_model_file(tmp_path):
     from tfvae.models import build_model
 
     path = str(tmp_path / "model.keras")
-    runs.save_model_file(build_model(TrainConfig(hidden_units=(8,)), (8, 8, 1)), path)
+    save_model_file(build_model(TrainConfig(hidden_units=(8,)), (8, 8, 1)), path)
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temporary left
     return path
 
@@ -292,7 +296,7 @@ def test_truncated_and_corrupt_model_files_give_one_line_errors(tmp_path):
     path = _real_model_file(tmp_path)
     with open(path, "rb") as f:
         data = f.read()
-    assert runs.load_model_file(path).built
+    assert load_model_file(path).built
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         weights_offset = data.index(b"model.weights.h5") + 100
@@ -309,7 +313,7 @@ def test_truncated_and_corrupt_model_files_give_one_line_errors(tmp_path):
         (tmp_path / f"{name}.keras").write_bytes(content)
     for name in ("truncated", "flipped", "rewritten"):
         with pytest.raises(TfvaeError) as error:
-            runs.load_model_file(str(tmp_path / f"{name}.keras"))
+            load_model_file(str(tmp_path / f"{name}.keras"))
         message = str(error.value)
         assert "\n" not in message and "truncated or corrupt" in message, message
 
@@ -322,7 +326,7 @@ def test_a_model_file_with_a_python_lambda_is_refused(tmp_path):
     trusted = keras.models.load_model(path, safe_mode=False)
     np.testing.assert_allclose(trusted(np.ones((1, 4), "float32")), 2.0)
     with pytest.raises(TfvaeError, match="carries a Python lambda") as error:
-        runs.load_model_file(path)
+        load_model_file(path)
     assert "\n" not in str(error.value) and path in str(error.value)
 
 
@@ -332,10 +336,10 @@ def test_model_and_json_files_are_replaced_atomically(tmp_path):
     path = tmp_path / runs.MODEL_FILE
     path.write_text("an older model")
     model = build_model(TrainConfig(hidden_units=(8,)), (8, 8, 1))
-    runs.save_model_file(model, str(path))
-    runs.write_json(str(tmp_path / runs.HISTORY_FILE), {"loss": [1.5]})
+    save_model_file(model, str(path))
+    write_json(str(tmp_path / runs.HISTORY_FILE), {"loss": [1.5]})
     assert sorted(os.listdir(tmp_path)) == [runs.HISTORY_FILE, runs.MODEL_FILE]
-    restored = runs.load_model_file(str(path))
+    restored = load_model_file(str(path))
     for x, y in zip(model.weights, restored.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert json.loads((tmp_path / runs.HISTORY_FILE).read_text()) == {"loss": [1.5]}

@@ -269,10 +269,10 @@ def test_hypermodel_builds_the_chosen_model():
 @pytest.mark.parametrize("model", ["ae", "vae"])
 def test_objectives_offered_are_the_metrics_the_model_reports(model):
     from tfvae.models import build_model
-    from tfvae.tuning.search_config import MODEL_METRICS
+    from tfvae.models import get_family
 
     built = build_model(TrainConfig(model=model, hidden_units=(8,), latent_dim=2), (8, 8, 1))
-    assert tuple(m.name for m in built.metrics) == MODEL_METRICS[model]
+    assert tuple(m.name for m in built.metrics) == get_family(model).metrics
 
 
 BAD_INPUTS = [
@@ -285,7 +285,7 @@ BAD_INPUTS = [
     (["--latent-dims", "x"], "argument --latent-dims: expected an integer. Received: 'x'"),
     (["--betas", "-1"], "betas must hold finite numbers >= 0. Received: betas=[-1.0]"),
     (["--betas", "nan"], "betas must hold finite numbers >= 0"),
-    (["--model", "ae", "--betas", "1"], "betas (the KL weight) apply to the VAE only"),
+    (["--model", "ae", "--betas", "1"], "betas (the KL weight) apply to --model vae only"),
     (["--learning-rates", "0"], "learning_rates must hold finite numbers > 0"),
     (["--widths"], "widths needs at least one choice"),
     (["--widths", "16", "--hidden-units"], "widths set the size of every hidden dense layer"),

@@ -3,10 +3,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from model_test_case import run_model_saving_test
+from model_test_case import run_sample_weight_test
 from model_test_case import run_serialization_test
+from model_test_case import run_serving_functions_test
+from model_test_case import run_takes_no_labels_test
 
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.baselines import independent_features_nll
+from tfvae.math import losses
 from tfvae.models import VAE
 from tfvae.models import Decoder
 from tfvae.models import Encoder
@@ -230,3 +234,111 @@ def test_seeded_training_noise_depends_only_on_seed_and_step(digits_binary):
     assert not np.allclose(first.training_noise(x), second.training_noise(x))
     second.optimizer.iterations.assign(3)
     np.testing.assert_array_equal(first.training_noise(x, 4), second.training_noise(x, 4))
+
+
+def independent_score(vae, x):
+    """The negative ELBO at z = mu from closed forms, not from the model's own loss code."""
+    mu, sigma = vae.encoder(x)
+    params = vae.decoder(mu)
+    if vae.likelihood.name == "bernoulli":
+        reconstruction = losses.bernoulli_nll(x, params)
+    else:
+        reconstruction = losses.gaussian_nll(x, params, vae.observation_scale())
+    kl = losses.kl_normal_standard_normal(mu, sigma)
+    return reconstruction.numpy(), kl.numpy()
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_score_is_the_negative_elbo_at_the_posterior_mean(likelihood, digits, mnist5k_binary):
+    if likelihood == "bernoulli":
+        vae, x = small_vae(shape=(28, 28, 1), beta=2.5), mnist5k_binary
+    else:
+        vae, x = small_vae(likelihood="gaussian", beta=2.5), digits
+    vae.fit(x.x_train[:512], epochs=1, batch_size=64, verbose=0)
+    x_test = x.x_test[:64]
+    scores = vae.score(x_test)
+    assert list(scores) == ["score", "reconstruction_loss", "kl_loss"]
+    assert all(v.dtype == tf.float32 and v.shape == (64,) for v in scores.values())
+    reconstruction, kl = independent_score(vae, x_test)
+    np.testing.assert_allclose(scores["reconstruction_loss"], reconstruction, rtol=1e-5)
+    np.testing.assert_allclose(scores["kl_loss"], kl, rtol=1e-4, atol=1e-5)
+    # beta (2.5 here) weights training, not the score.
+    np.testing.assert_allclose(scores["score"], reconstruction + kl, rtol=1e-5)
+    np.testing.assert_array_equal(vae.score(x_test)["score"], scores["score"])
+    assert vae.score_description == (
+        "negative ELBO (nats per example, beta = 1) at the posterior mean z = mu: "
+        "-log p(x | mu) + KL(q(z | x) || p(z))"
+    )
+
+
+def test_latent_code_is_the_posterior_mean(digits_binary):
+    vae = small_vae()
+    x = digits_binary.x_test[:10]
+    codes = vae.latent_code(x)
+    assert codes.shape == (10, 3)
+    np.testing.assert_array_equal(codes, vae.encoder(x)[0])
+
+
+def test_serving_functions_compute_the_exported_outputs(digits_binary):
+    vae = small_vae()
+    vae.fit(digits_binary.x_train[:256], epochs=1, batch_size=64, verbose=0)
+    assert list(vae.serving_functions) == ["reconstruct", "encode", "decode", "sample", "score"]
+    assert {n: (f.input_name, f.input_kind) for n, f in vae.serving_functions.items()} == {
+        "reconstruct": ("x", "data"),
+        "encode": ("x", "data"),
+        "decode": ("z", "latent"),
+        "sample": ("eps", "latent"),
+        "score": ("x", "data"),
+    }
+    x = digits_binary.x_test[:12]
+    latent = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+    results = run_serving_functions_test(vae, x, latent)
+    mu, sigma = vae.encoder(x)
+    np.testing.assert_allclose(results["reconstruct"]["reconstruction"], vae.predict(x, verbose=0))
+    np.testing.assert_array_equal(results["encode"]["mean"], mu)
+    np.testing.assert_array_equal(results["encode"]["scale"], sigma)
+    decoded = 1 / (1 + np.exp(-np.asarray(vae.decoder(latent), np.float64)))
+    np.testing.assert_allclose(results["decode"]["reconstruction"], decoded, rtol=1e-5)
+    np.testing.assert_allclose(results["sample"]["sample"], decoded, rtol=1e-5)
+    reconstruction, kl = independent_score(vae, x)
+    np.testing.assert_allclose(results["score"]["reconstruction_loss"], reconstruction, rtol=1e-5)
+    np.testing.assert_allclose(results["score"]["score"], reconstruction + kl, rtol=1e-5)
+
+
+def test_sample_checks_that_n_and_eps_agree():
+    vae = small_vae()
+    eps = np.zeros((2, 3), np.float32)
+    with pytest.raises(TfvaeError, match=r"Received: n=3 and eps of shape \(2, 3\)"):
+        vae.sample(3, eps=eps)
+    np.testing.assert_allclose(vae.sample(None, eps=eps), vae.decode(eps))
+    np.testing.assert_allclose(vae.sample(np.int64(2), eps=eps), vae.decode(eps))
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(
+            TfvaeError, match=f"n must be a positive integer or None. Received: n={bad!r}"
+        ):
+            vae.sample(bad)
+    with pytest.raises(TfvaeError, match="needs n, eps or both"):
+        vae.sample(None)
+    with pytest.raises(TfvaeError, match=r"eps must have shape \(n, latent_dim=3\)"):
+        vae.sample(None, eps=np.zeros((2, 4), np.float32))
+
+
+def test_fit_with_labels_fails_clearly(digits_binary):
+    run_takes_no_labels_test(small_vae(), digits_binary.x_train[:64], digits_binary.y_train[:64])
+
+
+def test_sample_weight_weighs_the_per_example_loss(digits_binary):
+    def make_model():
+        vae = small_vae(seed=4)
+        vae.compile(optimizer=keras.optimizers.SGD(1.0))
+        return vae
+
+    run_sample_weight_test(make_model, digits_binary.x_train[:96], ["kl_loss"])
+
+
+def test_summary_shows_the_encoder_and_decoder_shapes():
+    lines = []
+    small_vae(arch="conv").summary(print_fn=lambda line, **kwargs: lines.append(line))
+    text = "\n".join(lines)
+    assert "?" not in text
+    assert "((None, 3), (None, 3))" in text and "(None, 8, 8, 1)" in text

@@ -69,7 +69,7 @@ def describe_range(low=None, high=None, low_open=False, high_open=False):
     """Words for a range of numbers: `"a finite number >= 0"`, `"a number in (0, 1)"`."""
     if low is not None and high is not None:
         left, right = "(" if low_open else "[", ")" if high_open else "]"
-        return f"a number in {left}{low:g}, {high:g}{right}"
+        return f"in {left}{low:g}, {high:g}{right}"
     if low is not None:
         if low == 0 and low_open:
             return "a positive number"

@@ -1,15 +1,26 @@
 """The autoencoder as nonlinear PCA: test MSE against latent size for PCA, AE and VAE."""
 
 import dataclasses
+import os
 import time
 
 import numpy as np
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
+from tfvae.evaluation import plots
 from tfvae.evaluation.baselines import pca_reconstruction_mse
+from tfvae.io.atomic import staged_dir
+from tfvae.io.atomic import timestamped_dir
+from tfvae.io.atomic import write_json
 from tfvae.training.config import TrainConfig
+from tfvae.training.recipe import fit_model
+from tfvae.training.trainer import prepare
 
 DEFAULT_LATENT_DIMS = (2, 4, 8, 16, 32)
+RESULTS_FILE = "results.json"
+FIGURE_FILE = "mse_vs_latent.png"
+OUTPUT_FILES = (RESULTS_FILE, FIGURE_FILE)
 
 
 @dataclasses.dataclass
@@ -24,18 +35,7 @@ class ComparisonRow:
 
 
 def _trained_mse(config, data, verbose):
-    from tfvae.training.trainer import build_compiled_model
-    from tfvae.training.trainer import count_steps_per_epoch
-
-    model = build_compiled_model(
-        config, data.data_shape, count_steps_per_epoch(config, data), x_train=data.x_train
-    )
-    model.fit(
-        data.pipeline("train", config.batch_size, seed=config.seed),
-        epochs=config.epochs,
-        verbose=verbose,
-        shuffle=False,  # the pipeline shuffles, seeded
-    )
+    model, _ = fit_model(config, data, validation=False, verbose=verbose)
     reconstruction = model.predict(data.pipeline("test", 256, shuffle=False), verbose=0)
     return float(np.mean((reconstruction - data.x_test) ** 2))
 
@@ -60,11 +60,11 @@ def compare_with_pca(
     Returns:
         `(rows, data)`: a list of `ComparisonRow` and the `DataSplits` used.
     """
-    from tfvae.training.trainer import prepare
-
     latent_dims = tuple(latent_dims)
     if not latent_dims:
         raise TfvaeError("latent_dims must name at least one latent size")
+    if not all(checks.is_integer(d) and d >= 1 for d in latent_dims):
+        raise TfvaeError(f"latent sizes must be positive integers. Received: {list(latent_dims)}")
     configs = {
         (model, d): TrainConfig(
             model=model, dataset=dataset, latent_dim=d, epochs=epochs, seed=seed, binarize=False
@@ -92,6 +92,7 @@ def compare_with_pca(
 
 
 def format_comparison(rows):
+    """The MSE table: a row per latent size, PCA, AE and VAE and the ratios to PCA."""
     lines = [
         "test reconstruction MSE per feature",
         f"{'latent':>6}  {'PCA':>9}  {'AE':>9}  {'VAE':>9}  {'AE/PCA':>7}  {'VAE/PCA':>7}",
@@ -102,3 +103,45 @@ def format_comparison(rows):
             f"{r.ae_mse / r.pca_mse:7.3f}  {r.vae_mse / r.pca_mse:7.3f}"
         )
     return "\n".join(lines)
+
+
+def default_output_dir(dataset, root="saved_models"):
+    """`<root>/compare-pca-<data set>-<YYYYmmdd-HHMMSS>`."""
+    return timestamped_dir(root, "compare-pca", os.path.basename(dataset))
+
+
+def write_comparison_dir(rows, data, epochs, out):
+    """Writes `results.json` and `mse_vs_latent.png` into the new directory `out`.
+
+    The directory is built under a temporary name and renamed when
+    complete, so `out` is either complete or absent.
+
+    Args:
+        rows: list of `ComparisonRow`, from `compare_with_pca`.
+        data: `DataSplits`. Its protocol is recorded.
+        epochs: int. Training epochs of each model, recorded.
+        out: str. A new or empty directory.
+
+    Returns:
+        `out`.
+    """
+    with staged_dir(out, prefix=".tmp-compare-") as staging:
+        write_json(
+            os.path.join(staging, RESULTS_FILE),
+            {
+                "protocol": data.protocol,
+                "epochs": epochs,
+                "rows": [dataclasses.asdict(r) for r in rows],
+            },
+        )
+        figure = plots.mse_vs_latent_figure(
+            [r.latent_dim for r in rows],
+            {
+                "PCA": [r.pca_mse for r in rows],
+                "AE": [r.ae_mse for r in rows],
+                "VAE (posterior mean)": [r.vae_mse for r in rows],
+            },
+            title=f"Test MSE against latent size: {data.name}",
+        )
+        plots.save_figure(figure, os.path.join(staging, FIGURE_FILE))
+    return out

@@ -1,8 +1,9 @@
-"""The `tfvae` command line: parses arguments, builds a config, calls the library."""
+"""The `tfvae` command line: one module per command, each a thin layer over the library."""
 
 import argparse
 import sys
 
+from tfvae import __version__
 from tfvae.cli import anomaly
 from tfvae.cli import compare
 from tfvae.cli import export
@@ -33,8 +34,31 @@ SUBCOMMANDS = [
 ]
 
 
+DESCRIPTION = """Autoencoders and variational autoencoders for TensorFlow / Keras.
+
+Train a model on bundled MNIST digits or your own arrays, read its test
+metrics, compare it with PCA, search its latent size, export it for TF
+Serving and devices, detect anomalies with it, or use its encoder as a
+pretrained feature extractor."""
+
+EXAMPLES = """examples:
+  tfvae train                                   # VAE on 5,000 bundled MNIST digits
+  tfvae evaluate saved_models/<run>             # its test metrics and -log p(x)
+  tfvae tune --dataset digits --max-trials 6    # search the latent size
+  tfvae export saved_models/<run>               # SavedModel + verified TFLite
+  tfvae anomaly                                 # digit 5 normal, the others anomalies
+  tfvae <command> --help                        # every flag of a command
+"""
+
+
 def build_parser():
-    parser = _Parser(prog="tfvae", description=__doc__)
+    parser = _Parser(
+        prog="tfvae",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tfvae {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add_parser in SUBCOMMANDS:
         add_parser(commands)

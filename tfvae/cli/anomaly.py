@@ -1,9 +1,17 @@
 """`tfvae anomaly`: train on normal data, calibrate a threshold, detect anomalies."""
 
+import dataclasses
+import os
+
+from tfvae.apps import anomaly
 from tfvae.apps.anomaly import DEFAULT_CALIBRATION_FRACTION
 from tfvae.apps.anomaly import DEFAULT_NORMAL_DIGIT
 from tfvae.apps.anomaly import DEFAULT_PERCENTILE
+from tfvae.apps.anomaly import Scenario
+from tfvae.cli.train import config_from_args
+from tfvae.data.datasets import is_array_file
 from tfvae.errors import TfvaeError
+from tfvae.training.runs import check_new_run_dir
 
 DEFAULT_EPOCHS = 30
 
@@ -71,75 +79,65 @@ def add_anomaly_parser(commands):
     parser.set_defaults(handler=run_anomaly, model="ae", epochs=DEFAULT_EPOCHS)
 
 
-def _scenario(args):
-    """`(kind, source)` of the data the arguments name; raises on conflicting ones."""
+def _scenario(args, seed):
+    """The `Scenario` the data arguments name; raises on conflicting ones."""
+    fraction = args.calibration_fraction
     if args.ecg5000 is not None:
         if args.normal is not None or args.test is not None or args.normal_digit is not None:
             raise TfvaeError("--ecg5000 takes no --normal, --test or --normal-digit")
-        return "ecg5000", args.ecg5000
+        return Scenario("ecg5000", args.ecg5000, calibration_fraction=fraction, seed=seed)
     if args.normal is not None or args.test is not None:
         if args.normal is None or args.test is None:
             raise TfvaeError("--normal and --test go together: normal examples and labelled tests")
         if args.normal_digit is not None:
             raise TfvaeError("--normal-digit applies to --dataset, not to --normal/--test")
-        return "arrays", args.normal
-    return "class", args.dataset
+        return Scenario(
+            "arrays", args.normal, test_path=args.test, calibration_fraction=fraction, seed=seed
+        )
+    return Scenario(
+        "class",
+        args.dataset,
+        normal_class=args.normal_digit,
+        calibration_fraction=fraction,
+        seed=seed,
+    )
 
 
 def run_anomaly(args):
-    import dataclasses
-    import os
-
-    from tfvae.apps import anomaly
-    from tfvae.cli.train import config_from_args
-    from tfvae.data.datasets import is_array_file
-    from tfvae.training.runs import check_new_run_dir
-
-    kind, source = _scenario(args)
+    # Heartbeat signals, not pixels: the ECG scenario is binarized only when asked.
+    unbinarized = {"binarize": False} if args.ecg5000 is not None and args.binarize is None else {}
+    config = config_from_args(args, **unbinarized)
+    scenario = _scenario(args, config.seed)
     if args.percentile is not None and not 0 < args.percentile < 100:
         raise TfvaeError(f"--percentile must be in (0, 100). Received: {args.percentile:g}")
     if args.fpr is not None and not 0 < args.fpr < 1:
         raise TfvaeError(f"--fpr must be in (0, 1). Received: {args.fpr:g}")
-    if kind == "ecg5000" and args.binarize is None:
-        args.binarize = False  # heartbeat signals, not pixels
-    config = config_from_args(args)
     if args.out:
         check_new_run_dir(args.out)
 
-    model, settings = None, config.to_dict()
-    if args.run is not None:
-        model, settings = anomaly.load_scoring_run(args.run)
-    binarize = anomaly.resolved_binarize(settings)
-    fraction = args.calibration_fraction
-    if kind == "ecg5000":
-        splits = anomaly.ecg5000_splits(source, binarize, fraction, config.seed)
-    elif kind == "arrays":
-        splits = anomaly.array_splits(args.normal, args.test, binarize, fraction, config.seed)
+    if args.run is None:
+        model = None
+        if is_array_file(scenario.source):
+            config = dataclasses.replace(config, dataset=scenario.source)
+        settings = {**config.to_dict(), "dataset": scenario.source}
+        trained_on = (
+            f"training {config.model} ({config.family.description}) on the normal training "
+            "examples only"
+        )
     else:
-        digit = DEFAULT_NORMAL_DIGIT if args.normal_digit is None else args.normal_digit
-        splits = anomaly.class_splits(source, digit, binarize, fraction, config.seed)
+        model, settings = anomaly.load_scoring_run(args.run)
+        trained_on = anomaly.check_scoring_run(args.run, settings, scenario)
+    splits = scenario.splits(anomaly.resolved_binarize(settings))
     if model is None:
-        if is_array_file(source):
-            config = dataclasses.replace(config, dataset=source)
         anomaly.check_model_fits(config, splits)
-        settings = {**config.to_dict(), "dataset": source}
     out = args.out or anomaly.default_output_dir(splits, settings.get("model", "model"))
     check_new_run_dir(out)
 
     print(f"protocol: {splits.protocol}")
-    what = {"ae": "an autoencoder", "vae": "a VAE", "dae": "a denoising autoencoder"}.get(
-        config.model, f"a {config.model}"
-    )
-    print(
-        f"scoring with the model of {args.run}"
-        if model is not None
-        else f"training {what} on normal data"
-    )
-    scenario = {"scenario": kind, "source": source, "calibration_fraction": fraction}
-    if kind == "class":
-        scenario["normal_digit"] = digit
+    print(trained_on)
+    recorded = scenario.to_dict()
     if args.run is not None:
-        scenario["run"] = args.run
+        recorded["run"] = args.run
     result = anomaly.detect_anomalies(
         config,
         splits,
@@ -147,15 +145,8 @@ def run_anomaly(args):
         false_positive_rate=args.fpr,
         model=model,
         verbose=0 if args.quiet else "auto",
-        settings=scenario,
+        settings=recorded,
     )
     print(anomaly.format_report(result, protocol=False))
     anomaly.write_anomaly_dir(result, out, settings)
-    files = [
-        anomaly.RESULTS_FILE,
-        anomaly.HISTOGRAM_FILE,
-        anomaly.ROC_FILE,
-        "model.keras",
-        "config.json",
-    ]
-    print(f"written: {', '.join(os.path.join(out, f) for f in files)}")
+    print(f"written: {', '.join(os.path.join(out, f) for f in anomaly.OUTPUT_FILES)}")

@@ -1,12 +1,10 @@
 """`tfvae compare-pca`: PCA, AE and VAE test MSE against latent size."""
 
-import dataclasses
-import datetime
 import os
 
+from tfvae.apps import pca_comparison
 from tfvae.apps.pca_comparison import DEFAULT_LATENT_DIMS
-from tfvae.errors import TfvaeError
-from tfvae.training.runs import staged_output_dir
+from tfvae.training.runs import check_new_run_dir
 
 
 def add_compare_parser(commands):
@@ -30,41 +28,11 @@ def add_compare_parser(commands):
 
 
 def run_compare(args):
-    from tfvae.apps.pca_comparison import compare_with_pca
-    from tfvae.apps.pca_comparison import format_comparison
-    from tfvae.evaluation import plots
-    from tfvae.training.runs import check_new_run_dir
-    from tfvae.training.runs import write_json
-
-    if any(d < 1 for d in args.latent_dims):
-        raise TfvaeError(f"latent sizes must be positive integers. Received: {args.latent_dims}")
-    if args.epochs < 1:
-        raise TfvaeError(f"--epochs must be a positive integer. Received: {args.epochs}")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = args.out or os.path.join(
-        "saved_models", f"compare-pca-{os.path.basename(args.dataset)}-{stamp}"
-    )
+    out = args.out or pca_comparison.default_output_dir(args.dataset)
     check_new_run_dir(out)
-    rows, data = compare_with_pca(args.dataset, args.latent_dims, args.epochs, args.seed)
-    print(format_comparison(rows))
-    with staged_output_dir(out, prefix=".tmp-compare-") as staging:
-        write_json(
-            os.path.join(staging, "results.json"),
-            {
-                "protocol": data.protocol,
-                "epochs": args.epochs,
-                "rows": [dataclasses.asdict(r) for r in rows],
-            },
-        )
-        dims = [r.latent_dim for r in rows]
-        figure = plots.mse_vs_latent_figure(
-            dims,
-            {
-                "PCA": [r.pca_mse for r in rows],
-                "AE": [r.ae_mse for r in rows],
-                "VAE (posterior mean)": [r.vae_mse for r in rows],
-            },
-            title=f"Test MSE against latent size: {data.name}",
-        )
-        plots.save_figure(figure, os.path.join(staging, "mse_vs_latent.png"))
-    print(f"written: {out}/results.json, {out}/mse_vs_latent.png")
+    rows, data = pca_comparison.compare_with_pca(
+        args.dataset, args.latent_dims, args.epochs, args.seed
+    )
+    print(pca_comparison.format_comparison(rows))
+    pca_comparison.write_comparison_dir(rows, data, args.epochs, out)
+    print(f"written: {', '.join(os.path.join(out, f) for f in pca_comparison.OUTPUT_FILES)}")

@@ -2,6 +2,9 @@
 
 import os
 
+from tfvae._startup import native_stderr_captured
+from tfvae.export import export_run
+from tfvae.export import format_table
 from tfvae.export.layout import DEFAULT_BASE_DIR
 from tfvae.export.layout import DEFAULT_SERVER_BASE_PATH
 from tfvae.export.run import EXPORT_FORMATS
@@ -43,9 +46,6 @@ def add_export_parser(commands):
 
 
 def run_export(args):
-    from tfvae._startup import native_stderr_captured
-    from tfvae.export import export_run
-    from tfvae.export import format_table
 
     # The TFLite converter and LiteRT log from C++ (MLIR passes, XNNPACK);
     # the table below is the report.

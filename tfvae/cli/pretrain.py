@@ -1,16 +1,12 @@
 """`tfvae pretrain`: the autoencoder as a pretrained feature extractor, against PCA and an RBM."""
 
-import datetime
 import os
 
+from tfvae.apps import pretraining
 from tfvae.apps.pretraining import DEFAULT_LABELS_PER_CLASS
 from tfvae.apps.pretraining import PretrainConfig
 from tfvae.errors import TfvaeError
-from tfvae.training.runs import staged_output_dir
-
-RESULTS_FILE = "results.json"
-CSV_FILE = "accuracy.csv"
-FIGURE_FILE = "accuracy_vs_labels.png"
+from tfvae.training.runs import check_new_run_dir
 
 
 def add_pretrain_parser(commands):
@@ -111,60 +107,11 @@ def config_from_args(args):
     )
 
 
-def default_out(config):
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    if config.run_dir is not None:
-        name = os.path.basename(os.path.normpath(config.run_dir))
-    else:
-        name = os.path.splitext(os.path.basename(config.dataset))[0]
-    return os.path.join("saved_models", f"pretrain-{name}-{stamp}")
-
-
-def write_results(result, config, out):
-    """Writes results.json, accuracy.csv and the figure into the new directory `out`, atomically."""
-    from tfvae.apps.pretraining import METHOD_TITLES
-    from tfvae.apps.pretraining import write_csv
-    from tfvae.evaluation import plots
-    from tfvae.training.runs import write_json
-
-    with staged_output_dir(out, prefix=".tmp-pretrain-") as staging:
-        write_json(
-            os.path.join(staging, RESULTS_FILE),
-            {
-                "protocol": result.data.protocol,
-                "encoder": result.encoder_source,
-                "latent_dim": result.latent_dim,
-                "config": config.to_dict(),
-                "methods": {
-                    m: METHOD_TITLES[m] for m in dict.fromkeys(r.method for r in result.rows)
-                },
-                "rows": [r.to_dict() for r in result.rows],
-                "seconds": result.seconds,
-            },
-        )
-        write_csv(result, os.path.join(staging, CSV_FILE))
-        labels = sorted({r.labels_per_class for r in result.rows})
-        series = {}
-        for method in dict.fromkeys(r.method for r in result.rows):
-            cells = [result.row(method, n) for n in labels]
-            series[METHOD_TITLES[method]] = ([c.mean for c in cells], [c.std for c in cells])
-        figure = plots.accuracy_vs_labels_figure(
-            labels,
-            series,
-            title=f"Few-label test accuracy, {result.data.name} ({config.repeats} label draws)",
-        )
-        plots.save_figure(figure, os.path.join(staging, FIGURE_FILE))
-
-
 def run_pretrain(args):
-    from tfvae.apps.pretraining import compare_pretraining
-    from tfvae.apps.pretraining import format_table
-    from tfvae.training.runs import check_new_run_dir
-
     config = config_from_args(args)
-    out = args.out or default_out(config)
+    out = args.out or pretraining.default_output_dir(config)
     check_new_run_dir(out)
-    result = compare_pretraining(config)
-    print(format_table(result))
-    write_results(result, config, out)
-    print(f"written: {out}/{RESULTS_FILE}, {out}/{CSV_FILE}, {out}/{FIGURE_FILE}")
+    result = pretraining.compare_pretraining(config)
+    print(pretraining.format_table(result))
+    pretraining.write_pretrain_dir(result, config, out)
+    print(f"written: {', '.join(os.path.join(out, f) for f in pretraining.OUTPUT_FILES)}")

@@ -1,170 +1,86 @@
-"""`tfvae train` and `tfvae evaluate`."""
+"""`tfvae train` and `tfvae evaluate`, and the model flags every training command shares."""
 
 import argparse
+import os
+import sys
 
+from tfvae import settings
 from tfvae.errors import TfvaeError
-from tfvae.training.config import ARCH_NAMES
-from tfvae.training.config import LIKELIHOOD_NAMES
-from tfvae.training.config import LR_SCHEDULES
-from tfvae.training.config import MODEL_NAMES
+from tfvae.evaluation.metrics import DEFAULT_NLL_SAMPLES
+from tfvae.evaluation.metrics import format_metrics
+from tfvae.models import registry
+from tfvae.training.callbacks import latest_checkpoint
 from tfvae.training.config import TrainConfig
-from tfvae.training.distribute import STRATEGIES
-from tfvae.training.precision import PRECISIONS
+from tfvae.training.config import train_settings
+from tfvae.training.runs import evaluate_run
+from tfvae.training.trainer import BACKUP_DIR
+from tfvae.training.trainer import partial_dir
+from tfvae.training.trainer import train
 
-DEFAULT_NLL_SAMPLES = 1000
+TRAIN_EXAMPLES = """examples:
+  tfvae train                                    # the default VAE on bundled MNIST digits
+  tfvae train --model ae --arch conv --latent-dim 8 --epochs 20
+  tfvae train --dataset my_images.npz --out runs/mine
+  tfvae train --out runs/long --resume           # continue a killed run
+"""
 
 
-def _integer(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer. Received: {text!r}") from None
+def add_train_arguments(parser, exclude=(), defaults=None):
+    """Adds the flags of every `TrainConfig` setting, and each model family's own, to `parser`.
 
+    Every command that trains a model calls this, so they all take the same
+    model flags. A family's flags are listed under its own heading and left
+    unset unless given (`config_from_args` refuses them for another family).
 
-def add_train_arguments(parser):
-    defaults = TrainConfig()
-    parser.add_argument(
-        "--model",
-        choices=MODEL_NAMES,
-        default=defaults.model,
-        help="vae (variational), ae (deterministic) or dae (denoising). Default: %(default)s",
+    Args:
+        parser: `argparse.ArgumentParser`.
+        exclude: names of settings this command sets itself (`tfvae tune`
+            searches the latent size).
+        defaults: dict or None. This command's own defaults.
+    """
+    common = [s for s in train_settings() if s.name not in exclude]
+    settings.add_arguments(
+        parser.add_argument_group("model and training"), common, defaults=defaults
     )
-    parser.add_argument(
-        "--dataset",
-        default=defaults.dataset,
-        help="digits, mnist5k (bundled), mnist, fashion_mnist (tfds, online) "
-        "or a .npz / .npy file. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--arch", choices=ARCH_NAMES, default=defaults.arch, help="Default: %(default)s"
-    )
-    parser.add_argument(
-        "--latent-dim",
-        type=int,
-        default=defaults.latent_dim,
-        help="Size of z. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--hidden-units",
-        type=_integer,
-        nargs="*",
-        default=list(defaults.hidden_units),
-        help="Hidden dense widths. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--filters",
-        type=_integer,
-        nargs="+",
-        default=list(defaults.filters),
-        help="Conv filters (--arch conv). Default: %(default)s",
-    )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="Default: %(default)s")
-    parser.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="Default: %(default)s"
-    )
-    parser.add_argument(
-        "--beta",
-        type=float,
-        default=defaults.beta,
-        help="KL weight of the VAE. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--learning-rate",
-        type=float,
-        default=defaults.learning_rate,
-        help="Adam's (peak) step size. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        default=defaults.lr_schedule,
-        help="cosine: decay the step size to 0 over the run. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--weight-decay",
-        type=float,
-        default=defaults.weight_decay,
-        help="AdamW's decoupled weight decay; 0 for Adam. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--likelihood",
-        choices=LIKELIHOOD_NAMES,
-        default=defaults.likelihood,
-        help="auto: bernoulli for binarized data, gaussian otherwise. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--binarize",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="Threshold pixels at 0.5. Default: on for vae, off for ae",
-    )
-    parser.add_argument(
-        "--iwae-samples",
-        type=int,
-        default=defaults.iwae_samples,
-        help="VAE: train on the importance-weighted bound with K samples. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--kl-warmup-epochs",
-        type=int,
-        default=defaults.kl_warmup_epochs,
-        help="VAE: ramp the KL weight from 0 to beta over N epochs. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--noise-factor",
-        type=float,
-        default=None,
-        help="dae: standard deviation of the Gaussian noise added to training inputs. "
-        f"Default: {defaults.noise_factor}",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=defaults.precision,
-        help="auto: mixed_bfloat16 on CPUs with native bf16, else float32. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--jit-compile",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.jit_compile,
-        help="Compile train steps with XLA. Default: off",
-    )
-    parser.add_argument(
-        "--steps-per-execution",
-        type=int,
-        default=defaults.steps_per_execution,
-        help="Train steps per graph call. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default=defaults.strategy,
-        help="tf.distribute strategy; auto: multiworker under TF_CONFIG, mirrored with "
-        "several GPUs, else one device. Default: %(default)s",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="Default: %(default)s")
-    parser.add_argument(
-        "--deterministic",
-        action="store_true",
-        help="Bitwise reproducible training: seeds and TensorFlow's op determinism "
-        "(enable_op_determinism)",
-    )
-    parser.add_argument(
-        "--out", default=None, help="Run directory (new or empty). Default: saved_models/<run name>"
-    )
+    declared = set()
+    for family in registry.families():
+        own = [s for s in family.settings if s.name not in declared and s.name not in exclude]
+        declared.update(s.name for s in own)
+        if own:
+            group = parser.add_argument_group(f"--model {family.name} ({family.description})")
+            settings.add_arguments(group, own, unset={s.name for s in own})
     parser.add_argument("--quiet", action="store_true", help="No progress bars")
 
 
+def family_settings():
+    """Every family's own settings, each name once."""
+    seen = {}
+    for family in registry.families():
+        for spec in family.settings:
+            seen.setdefault(spec.name, spec)
+    return tuple(seen.values())
+
+
+def config_from_args(args, **overrides):
+    """The `TrainConfig` of parsed flags; `overrides` replace what the command decides itself."""
+    values = settings.values_from_args(args, (*train_settings(), *family_settings()))
+    # An unset --binarize means "the family's choice", which is the config's None.
+    values.setdefault("binarize", None)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
 def add_train_parser(commands):
-    parser = commands.add_parser("train", help="train an AE or a VAE and write a run directory")
-    add_train_arguments(parser)
-    parser.add_argument(
-        "--checkpoint-steps",
-        type=int,
-        default=TrainConfig.checkpoint_steps,
-        help="Also checkpoint every N train steps of an epoch (a multiple of "
-        "--steps-per-execution); 0: at epoch ends only. Default: %(default)s",
+    parser = commands.add_parser(
+        "train",
+        help="train a model and write a run directory (model, metrics, figures, logs)",
+        description="Trains a model family on a data set and writes a run directory: "
+        "model.keras, config.json, metrics.json, history.json, figures and TensorBoard logs. "
+        "A killed run keeps its last checkpoint; --resume continues it.",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_train_arguments(parser)
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -175,7 +91,14 @@ def add_train_parser(commands):
 
 
 def add_evaluate_parser(commands):
-    parser = commands.add_parser("evaluate", help="print a run's test metrics")
+    parser = commands.add_parser(
+        "evaluate",
+        help="print a run's test metrics",
+        description="Loads a run directory and prints its model's test metrics on the test "
+        "split of the data it was trained on.",
+        epilog="example:\n  tfvae evaluate saved_models/vae-mnist5k-dense-z16-20260101-120000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("run_dir", help="a directory written by `tfvae train`")
     parser.add_argument(
         "--nll-samples",
@@ -186,47 +109,7 @@ def add_evaluate_parser(commands):
     parser.set_defaults(handler=run_evaluate)
 
 
-def config_from_args(args):
-    if args.noise_factor is not None and args.model != "dae":
-        raise TfvaeError(
-            f"--noise-factor applies to --model dae only. Received: --model {args.model}"
-        )
-    return TrainConfig(
-        model=args.model,
-        dataset=args.dataset,
-        arch=args.arch,
-        latent_dim=args.latent_dim,
-        hidden_units=tuple(args.hidden_units),
-        filters=tuple(args.filters),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        beta=args.beta,
-        learning_rate=args.learning_rate,
-        lr_schedule=args.lr_schedule,
-        weight_decay=args.weight_decay,
-        likelihood=args.likelihood,
-        binarize=args.binarize,
-        seed=args.seed,
-        strategy=args.strategy,
-        iwae_samples=args.iwae_samples,
-        kl_warmup_epochs=args.kl_warmup_epochs,
-        noise_factor=TrainConfig.noise_factor if args.noise_factor is None else args.noise_factor,
-        precision=args.precision,
-        jit_compile=args.jit_compile,
-        steps_per_execution=args.steps_per_execution,
-        deterministic=args.deterministic,
-        # Only `tfvae train` checkpoints; a search keeps its own (Keras Tuner's).
-        checkpoint_steps=getattr(args, "checkpoint_steps", TrainConfig.checkpoint_steps),
-        out=args.out,
-    )
-
-
 def run_train(args):
-    import sys
-
-    from tfvae.evaluation.metrics import format_metrics
-    from tfvae.training.trainer import train
-
     config = config_from_args(args)
     try:
         result = train(config, verbose=0 if args.quiet else "auto", resume=args.resume)
@@ -242,12 +125,6 @@ def run_train(args):
 
 
 def _say_how_to_resume(config, stream):
-    import os
-
-    from tfvae.training.callbacks import latest_checkpoint
-    from tfvae.training.trainer import BACKUP_DIR
-    from tfvae.training.trainer import partial_dir
-
     if config.out and latest_checkpoint(os.path.join(partial_dir(config.out), BACKUP_DIR)):
         print(
             f"tfvae: the last checkpoint is kept in {partial_dir(config.out)}; run the same "
@@ -257,9 +134,6 @@ def _say_how_to_resume(config, stream):
 
 
 def run_evaluate(args):
-    from tfvae.evaluation.metrics import format_metrics
-    from tfvae.training.runs import evaluate_run
-
     if args.nll_samples < 0:
         raise TfvaeError(f"--nll-samples must be >= 0. Received: {args.nll_samples}")
     config, metrics = evaluate_run(args.run_dir, nll_samples=args.nll_samples, verbose=True)

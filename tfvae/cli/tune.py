@@ -3,31 +3,16 @@
 import argparse
 import os
 
+from tfvae import settings
 from tfvae.cli.train import add_train_arguments
 from tfvae.cli.train import config_from_args
 from tfvae.errors import TfvaeError
 from tfvae.training.config import TrainConfig
-from tfvae.tuning.search_config import DEFAULT_LATENT_DIMS
-from tfvae.tuning.search_config import TUNER_NAMES
 from tfvae.tuning.search_config import SearchConfig
 
 # Training flags that mean something else in a search: the latent size is
 # searched (--latent-dims) and the best model goes to DIR/best (--dir).
 REPLACED_TRAIN_FLAGS = {"latent_dim": "--latent-dims", "out": "--dir"}
-
-
-def _integer(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer. Received: {text!r}") from None
-
-
-def _number(text):
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number. Received: {text!r}") from None
 
 
 def add_tune_parser(commands):
@@ -38,55 +23,19 @@ def add_tune_parser(commands):
         "run the training flags describe, with one choice of each searched setting. "
         "Prints a line per trial, then a table; writes DIR/trials.txt, trials.csv, "
         "objective_vs_latent_dim.png and the best model as the run directory DIR/best.",
+        epilog="examples:\n"
+        "  tfvae tune --dataset digits --latent-dims 2 4 8 16 --epochs 20 --dir searches/d\n"
+        "  tfvae tune --betas 0.5 1 2 --tuner bayesian --max-trials 12\n"
+        "  tfvae tune ... (the same flags again)       # resumes the search",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_train_arguments(parser)
+    add_train_arguments(parser, exclude=("checkpoint_steps",))
     # argparse has no public way to drop an inherited flag; hide it and refuse it.
     for action in parser._actions:
         if action.dest in REPLACED_TRAIN_FLAGS:
             action.help = argparse.SUPPRESS
             action.default = None
-    parser.add_argument(
-        "--latent-dims",
-        type=_integer,
-        nargs="*",
-        default=list(DEFAULT_LATENT_DIMS),
-        help="Latent sizes to try. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--betas", type=_number, nargs="*", default=None, help="VAE: KL weights to try"
-    )
-    parser.add_argument(
-        "--learning-rates", type=_number, nargs="*", default=None, help="Adam step sizes to try"
-    )
-    parser.add_argument(
-        "--widths",
-        type=_integer,
-        nargs="*",
-        default=None,
-        help="Widths to try for every hidden dense layer (--hidden-units sets how many)",
-    )
-    parser.add_argument(
-        "--tuner", choices=TUNER_NAMES, default="random", help="Default: %(default)s"
-    )
-    parser.add_argument(
-        "--max-trials",
-        type=int,
-        default=SearchConfig.max_trials,
-        help="Trials at most; the search also ends when every combination was tried. "
-        "Default: %(default)s",
-    )
-    parser.add_argument(
-        "--objective",
-        default=SearchConfig.objective,
-        help="Metric to minimise: val_loss, val_reconstruction_loss, val_kl_loss (vae) or "
-        "a training twin. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--dir",
-        default=None,
-        help="Search directory; rerunning with the same flags resumes it. "
-        "Default: saved_models/tune-<model>-<dataset>-<arch>",
-    )
+    settings.add_arguments(parser.add_argument_group("search"), search_settings())
     parser.set_defaults(handler=run_tune)
 
 
@@ -95,21 +44,16 @@ def search_config_from_args(args):
         if getattr(args, dest) is not None:
             flag = "--" + dest.replace("_", "-")
             raise TfvaeError(f"tfvae tune does not take {flag}; use {replacement}")
-    args.latent_dim = TrainConfig.latent_dim
-    return SearchConfig(
-        train=config_from_args(args),
-        latent_dims=tuple(args.latent_dims),
-        betas=None if args.betas is None else tuple(args.betas),
-        learning_rates=None if args.learning_rates is None else tuple(args.learning_rates),
-        widths=None if args.widths is None else tuple(args.widths),
-        tuner=args.tuner,
-        max_trials=args.max_trials,
-        objective=args.objective,
-        directory=args.dir,
-    )
+    train = config_from_args(args, latent_dim=TrainConfig.latent_dim, out=None)
+    return SearchConfig(train=train, **settings.values_from_args(args, search_settings()))
+
+
+def search_settings():
+    return settings.settings_of(SearchConfig)
 
 
 def run_tune(args):
+    # Keras Tuner takes about 0.9 s to import: only `tfvae tune` pays for it.
     from tfvae.tuning import tune
     from tfvae.tuning.report import format_value
     from tfvae.tuning.search import BEST_DIR

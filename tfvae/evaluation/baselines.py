@@ -1,7 +1,9 @@
 """Trivial reference models: what a VAE must beat to have learned anything."""
 
 import numpy as np
+from sklearn.decomposition import PCA
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
 
 PROBABILITY_FLOOR = 1e-4
@@ -15,17 +17,16 @@ def independent_features_nll(x_train, x_test, likelihood):
     [1e-4, 1 - 1e-4]), or a Gaussian with its mean and standard deviation
     (floored at 1e-2). This is the optimum of a collapsed VAE (KL = 0).
     """
+    checks.choice("likelihood", likelihood, ("bernoulli", "gaussian"))
     x_train = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
     x_test = np.asarray(x_test, np.float64).reshape(len(x_test), -1)
     if likelihood == "bernoulli":
         p = np.clip(x_train.mean(axis=0), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
         log_p = x_test * np.log(p) + (1 - x_test) * np.log1p(-p)
-    elif likelihood == "gaussian":
+    else:
         mean = x_train.mean(axis=0)
         std = np.maximum(x_train.std(axis=0), 1e-2)
         log_p = -0.5 * ((x_test - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
-    else:
-        raise TfvaeError(f"unknown likelihood {likelihood!r}; expected 'bernoulli' or 'gaussian'")
     return float(-log_p.sum(axis=1).mean())
 
 
@@ -35,7 +36,6 @@ def pca_reconstruction_mse(x_train, x_test, n_components):
     PCA is the optimal linear autoencoder: no linear encoder/decoder pair of
     that latent size reconstructs the training data with lower squared error.
     """
-    from sklearn.decomposition import PCA
 
     x_train = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
     x_test = np.asarray(x_test, np.float64).reshape(len(x_test), -1)

@@ -6,8 +6,11 @@ that show them are in `tfvae.evaluation.plots`.
 """
 
 import numpy as np
+from scipy.stats import norm
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
+from tfvae.models.registry import family_of
 
 MANIFOLD_QUANTILES = (0.05, 0.95)
 TRAVERSAL_OFFSETS = tuple(np.linspace(-3.0, 3.0, 9))
@@ -45,7 +48,7 @@ def most_active_dims(scores, k):
         raise TfvaeError(
             f"scores must be [latent_dim] or [n, latent_dim]. Received: shape={scores.shape}"
         )
-    _check_positive_int("k", k)
+    checks.positive_int("k", k)
     order = np.argsort(-scores, kind="stable")
     return order[: min(k, len(order))]
 
@@ -84,7 +87,7 @@ def manifold_grid(vae, n=15, dims=(0, 1)):
         laid out as a picture: row 0 at the top.
     """
     _require_vae(vae, "manifold_grid")
-    _check_positive_int("n", n)
+    checks.positive_int("n", n)
     latent_dim = vae.latent_dim
     if latent_dim < 2:
         raise TfvaeError(
@@ -122,7 +125,7 @@ def interpolate(model, x_a, x_b, steps=10):
         `(images, weights)`: `images` `[steps, *data_shape]` and the
         weights `t` `[steps]`.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+    if not checks.is_integer(steps) or steps < 2:
         raise TfvaeError(f"steps must be an integer >= 2. Received: steps={steps!r}")
     code_a = _code(model, x_a, "x_a")
     code_b = _code(model, x_b, "x_b")
@@ -176,14 +179,8 @@ def traverse(vae, x, dims=None, values=TRAVERSAL_OFFSETS):
 
 def norm_ppf(q):
     """The standard normal quantile function (`scipy.stats.norm.ppf`)."""
-    from scipy.stats import norm
 
     return norm.ppf(np.asarray(q, np.float64))
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise TfvaeError(f"{name} must be a positive integer. Received: {name}={value!r}")
 
 
 def _check_dims(dims, latent_dim):
@@ -197,9 +194,7 @@ def _check_dims(dims, latent_dim):
 
 
 def _is_vae(model):
-    from tfvae.models import VAE
-
-    return isinstance(model, VAE)
+    return family_of(model).can("prior")
 
 
 def _require_vae(model, what):
@@ -226,16 +221,9 @@ def _posterior(vae, x, name):
 
 
 def _code(model, x, name):
-    from tfvae.models import Autoencoder
-
-    if _is_vae(model):
-        return _posterior(model, x, name)[0].astype(np.float64)
-    if isinstance(model, Autoencoder):
-        code = model.encode(_one_example(model, x, name))
-        return np.asarray(code, np.float32)[0].astype(np.float64)
-    raise TfvaeError(
-        f"interpolate needs a tfvae VAE or Autoencoder. Received: {type(model).__name__}"
-    )
+    """The deterministic latent code of one example: the posterior mean, or the code."""
+    family_of(model)
+    return np.asarray(model.latent_code(_one_example(model, x, name)), np.float64)[0]
 
 
 def _decode(model, z):

@@ -2,10 +2,14 @@
 
 import math
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from tfvae.errors import TfvaeError
+from tfvae import checks
 from tfvae.evaluation.baselines import independent_features_nll
+from tfvae.math.losses import active_units
+from tfvae.models.registry import family_of
 
 DEFAULT_NLL_SAMPLES = 1000
 # Decoder evaluations per chunk (samples x examples): bounds peak memory at
@@ -60,13 +64,8 @@ def estimate_nll(
         latent_dim: int.
         x, num_samples, batch_size, seed, verbose: as in `importance_sampled_nll`.
     """
-    import keras
-    import tensorflow as tf
 
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise TfvaeError(
-            f"num_samples must be a positive integer. Received: num_samples={num_samples!r}"
-        )
+    checks.positive_int("num_samples", num_samples)
     x = np.asarray(x, np.float32)
     samples_per_chunk = max(1, min(num_samples, NLL_CHUNK_ELEMENTS // batch_size))
     compiled = tf.function(
@@ -96,9 +95,10 @@ def estimate_nll(
     return np.concatenate(results)
 
 
-def posterior_means(vae, x, batch_size=500):
+def posterior_means(model, x, batch_size=500):
+    """`model.latent_code` of `x` in batches: the VAE's posterior means, an autoencoder's codes."""
     return np.concatenate(
-        [np.asarray(vae.encode(x[i : i + batch_size])[0]) for i in range(0, len(x), batch_size)]
+        [np.asarray(model.latent_code(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
     )
 
 
@@ -119,16 +119,16 @@ def evaluate_model(model, data, likelihood, batch_size=256, nll_samples=0, verbo
     metrics["reconstruction_mse"] = float(np.mean((reconstruction - data.x_test) ** 2))
     metrics["baseline_nll"] = independent_features_nll(data.x_train, data.x_test, likelihood)
     metrics["test_examples"] = int(len(data.x_test))
-    if hasattr(model, "log_importance_weights"):
-        from tfvae.math.losses import active_units
-
+    family = family_of(model)
+    if family.can("prior"):
         metrics["active_units"] = active_units(posterior_means(model, data.x_test))
         metrics["latent_dim"] = int(model.latent_dim)
+    if family.can("likelihood_bound"):
         if nll_samples:
             nll = importance_sampled_nll(model, data.x_test, nll_samples, verbose=verbose)
             metrics["nll"] = float(nll.mean())
             metrics["nll_samples"] = int(nll_samples)
-    if hasattr(model, "add_noise"):
+    if family.can("denoising"):
         # The denoiser's own task: test inputs corrupted as in training, with
         # a fixed key so every evaluation of a run sees the same noise.
         noisy = np.asarray(model.add_noise(data.x_test, seed=DENOISING_EVAL_SEED))
@@ -148,7 +148,7 @@ def format_metrics(config, metrics):
         f"data: {metrics['protocol']}",
         f"test examples: {metrics['test_examples']}",
     ]
-    if config.model == "vae":
+    if "kl_loss" in metrics:
         lines += [
             f"negative ELBO:        {metrics['loss']:10.3f} nats/example",
             f"  reconstruction NLL: {metrics['reconstruction_loss']:10.3f}",
@@ -160,7 +160,6 @@ def format_metrics(config, metrics):
                 f"{metrics['nll']:10.3f} nats/example"
             )
         lines += [
-            f"active latent units:  {metrics['active_units']} of {metrics['latent_dim']}",
             f"independent-pixel baseline NLL: {metrics['baseline_nll']:.3f} nats/example",
         ]
     else:
@@ -172,6 +171,8 @@ def format_metrics(config, metrics):
         lines.append(
             f"reconstruction loss ({error} per feature): {metrics['reconstruction_loss']:.5f}"
         )
+    if "active_units" in metrics:
+        lines.append(f"active latent units:  {metrics['active_units']} of {metrics['latent_dim']}")
     lines.append(f"reconstruction MSE per feature: {metrics['reconstruction_mse']:.5f}")
     if "denoised_mse" in metrics:
         lines.append(

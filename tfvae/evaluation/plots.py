@@ -5,13 +5,14 @@ Each function takes arrays (no model, no files) and returns a matplotlib
 """
 
 import math
-import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from tfvae.io.atomic import atomic_file  # noqa: E402
 
 
 def _as_image(example):
@@ -115,11 +116,12 @@ def history_figure(history):
 
 
 def save_figure(figure, path):
-    """Writes `figure` to `path` (PNG) through a temporary file, then closes it."""
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".tmp-{os.path.basename(path)}")
-    figure.savefig(tmp, dpi=100, format="png")
-    plt.close(figure)
-    os.replace(tmp, path)
+    """Writes `figure` to `path` (PNG) atomically, then closes it."""
+    try:
+        with atomic_file(path) as tmp:
+            figure.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(figure)
 
 
 def mse_vs_latent_figure(latent_dims, series, title="Test reconstruction MSE against latent size"):

@@ -5,7 +5,13 @@ One room per concern: `signatures` (what is exported, by name), `layout`
 `saved_model`, `tflite` (conversion with builtin ops only), `litert`
 (running `.tflite` files by signature), `verification` (exported vs Keras
 on held-out data) and `run` (a training run directory end to end).
+
+Calling the package exports a run: `tfvae.export(run_dir, ...)` is
+`export_run(run_dir, ...)`.
 """
+
+import sys
+import types
 
 from tfvae.export.layout import DEFAULT_BASE_DIR
 from tfvae.export.layout import DEFAULT_SERVER_BASE_PATH
@@ -52,3 +58,13 @@ __all__ = [
     "write_model_config",
     "write_saved_model",
 ]
+
+
+class _ExportPackage(types.ModuleType):
+    """`tfvae.export` is this package and also `export_run`: `tfvae.export(run_dir)`."""
+
+    def __call__(self, *args, **kwargs):
+        return export_run(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _ExportPackage

@@ -3,8 +3,9 @@
 TF Serving watches `<base_path>/<version>/` and serves the highest integer
 version; a directory whose name is not an integer is ignored. Everything is
 therefore written under a hidden `.tmp-*` name beside its final place and
-renamed when complete, so a crash never leaves a half-written version (at
-worst a `.tmp-*` directory that the server ignores).
+renamed when complete (`tfvae.io.atomic.Transaction`), so a crash never
+leaves a half-written version (at worst a `.tmp-*` directory that the
+server ignores).
 
     <base>/models.config                TF Serving model config (all models under <base>)
     <base>/<name>/<version>/            SavedModel: saved_model.pb, variables/, ...
@@ -14,10 +15,11 @@ worst a `.tmp-*` directory that the server ignores).
 
 import os
 import re
-import shutil
-import tempfile
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
+from tfvae.io.atomic import TIMESTAMP_PATTERN
+from tfvae.io.atomic import write_text
 
 DEFAULT_BASE_DIR = "saved_models"
 # Where the official docker image expects models (`-v "$PWD/saved_models:/models"`).
@@ -25,12 +27,11 @@ DEFAULT_SERVER_BASE_PATH = "/models"
 MODEL_CONFIG_FILE = "models.config"
 TFLITE_DIR = "tflite"
 SAVED_MODEL_FILE = "saved_model.pb"
-STAGING_PREFIX = ".tmp-"
 # TF Serving names appear in URLs (`/v1/models/<name>:predict`).
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # `tfvae train` appends `-YYYYmmdd-HHMMSS` to a run's name; successive runs of
 # one setup are successive versions of one served model.
-RUN_TIMESTAMP = re.compile(r"-\d{8}-\d{6}$")
+RUN_TIMESTAMP = re.compile(rf"-{TIMESTAMP_PATTERN}$")
 # Files that mark a training run directory, which must not become a model directory.
 RUN_MARKERS = ("model.keras", "config.json")
 
@@ -57,12 +58,6 @@ def default_model_name(run_dir):
     if not name:
         raise TfvaeError(f"cannot derive a model name from {run_dir!r}; pass --name")
     return name
-
-
-def check_version(version):
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise TfvaeError(f"version must be a positive integer. Received: version={version!r}")
-    return version
 
 
 def integer_dirs(path):
@@ -113,7 +108,7 @@ def resolve_version(targets, version=None, overwrite=False):
     """
     if version is None:
         return 1 + max((v for target in targets for v in integer_dirs(target)), default=0)
-    check_version(version)
+    checks.positive_int("version", version)
     if not overwrite:
         for target in targets:
             existing = os.path.join(target, str(version))
@@ -123,72 +118,6 @@ def resolve_version(targets, version=None, overwrite=False):
                     "replace it, or leave out --version to take the next free number"
                 )
     return version
-
-
-class Transaction:
-    """Stages directories under temporary names and renames them all on `commit`.
-
-    Used as a context manager: leaving the block without `commit()` (an
-    error, Ctrl-C) deletes every staged directory, so nothing appears under
-    a final name. A process killed outright leaves only `.tmp-*` directories,
-    which TF Serving ignores.
-
-    Example:
-
-    >>> with Transaction(overwrite=False) as transaction:
-    ...     path = transaction.stage("saved_models/vae/3")
-    ...     write_saved_model(model, path)
-    ...     transaction.commit()
-    """
-
-    def __init__(self, overwrite=False):
-        self.overwrite = overwrite
-        self._staged = []  # (staging path, final path)
-
-    def stage(self, final_path):
-        """Creates and returns an empty staging directory that `commit` renames to `final_path`."""
-        parent = os.path.dirname(os.path.abspath(final_path))
-        os.makedirs(parent, exist_ok=True)
-        name = os.path.basename(final_path)
-        staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{name}-", dir=parent)
-        self._staged.append((staging, final_path))
-        return staging
-
-    def commit(self):
-        """Renames every staged directory to its final name."""
-        for staging, final in self._staged:
-            replaced = None
-            if os.path.exists(final):
-                if not self.overwrite:
-                    raise TfvaeError(
-                        f"{final} appeared while exporting (another export?); run again"
-                    )
-                # Moved aside rather than deleted first, so a failed rename
-                # below can put the old version back.
-                replaced = tempfile.mkdtemp(
-                    prefix=f"{STAGING_PREFIX}replaced-{os.path.basename(final)}-",
-                    dir=os.path.dirname(os.path.abspath(final)),
-                )
-                os.rename(final, os.path.join(replaced, "old"))
-            try:
-                os.rename(staging, final)
-            except OSError as error:
-                if replaced is not None:
-                    os.rename(os.path.join(replaced, "old"), final)
-                    os.rmdir(replaced)
-                raise TfvaeError(f"cannot rename {staging} to {final}: {error}") from None
-            if replaced is not None:
-                shutil.rmtree(replaced, ignore_errors=True)
-        self._staged = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        for staging, _ in self._staged:
-            shutil.rmtree(staging, ignore_errors=True)
-        self._staged = []
-        return False
 
 
 def _quoted(text):
@@ -237,13 +166,5 @@ def write_model_config(base_dir, server_base_path=DEFAULT_SERVER_BASE_PATH):
     """
     path = os.path.join(base_dir, MODEL_CONFIG_FILE)
     text = model_config_text(served_models(base_dir), server_base_path)
-    handle, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX, suffix=".config", dir=base_dir)
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, text)
     return path

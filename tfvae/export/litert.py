@@ -1,6 +1,7 @@
 """Running a `.tflite` model in the LiteRT interpreter, by signature."""
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 
 class LiteRTModel:
@@ -24,7 +25,6 @@ class LiteRTModel:
     """
 
     def __init__(self, model, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter
 
         if isinstance(model, (bytes, bytearray)):
             self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)

@@ -5,8 +5,16 @@ import os
 
 import numpy as np
 
-from tfvae.errors import TfvaeError
+from tfvae import checks
+from tfvae.data.datasets import load_dataset
 from tfvae.export import layout
+from tfvae.export.saved_model import write_saved_model
+from tfvae.export.signatures import float32_model
+from tfvae.export.tflite import TFLITE_FORMATS
+from tfvae.export.tflite import write_tflite_version
+from tfvae.export.verification import verify_saved_model
+from tfvae.io.atomic import Transaction
+from tfvae.training.runs import load_run
 
 EXPORT_FORMATS = ("saved_model", "tflite", "all")
 # Held-out examples compared per export: every test example up to this many,
@@ -33,13 +41,6 @@ class RunExport:
     model_config_path: str | None
     tflite_files: dict
     verification: list
-
-
-def check_export_format(export_format):
-    if export_format not in EXPORT_FORMATS:
-        raise TfvaeError(
-            f"unknown export format {export_format!r}; expected one of {list(EXPORT_FORMATS)}"
-        )
 
 
 def heldout_examples(x, limit=VERIFICATION_EXAMPLES):
@@ -83,19 +84,12 @@ def export_run(
     Returns:
         A `RunExport`.
     """
-    from tfvae.data.datasets import load_dataset
-    from tfvae.export.saved_model import write_saved_model
-    from tfvae.export.signatures import float32_model
-    from tfvae.export.tflite import TFLITE_FORMATS
-    from tfvae.export.tflite import write_tflite_version
-    from tfvae.export.verification import verify_saved_model
-    from tfvae.training.runs import load_run
 
-    check_export_format(export_format)
+    checks.choice("export format", export_format, EXPORT_FORMATS)
     name = layout.default_model_name(run_dir) if model_name is None else model_name
     layout.check_model_name(name)
     if version is not None:
-        layout.check_version(version)
+        checks.positive_int("version", version)
     target = layout.model_dir(base_dir, name)
     layout.check_model_dir(target, run_dir)
     with_saved_model = export_format in ("saved_model", "all")
@@ -116,7 +110,7 @@ def export_run(
 
     saved_model_path = config_path = None
     tflite_files, rows = {}, []
-    with layout.Transaction(overwrite=overwrite) as transaction:
+    with Transaction(overwrite=overwrite) as transaction:
         if with_saved_model:
             saved_model_path = os.path.join(target, str(version))
             staging = transaction.stage(saved_model_path)

@@ -3,9 +3,13 @@
 import dataclasses
 import os
 
+import keras
+
 from tfvae.export import layout
+from tfvae.export import verification
 from tfvae.export.signatures import float32_model
 from tfvae.export.signatures import serving_signatures
+from tfvae.io.atomic import staged_dir
 
 
 @dataclasses.dataclass
@@ -39,7 +43,6 @@ def write_saved_model(model, path, signatures=None):
         path: str. Directory to write (may exist and be empty).
         signatures: dict of `Signature`, or None for `serving_signatures(model)`.
     """
-    import keras
 
     model = float32_model(model)
     signatures = serving_signatures(model) if signatures is None else signatures
@@ -94,7 +97,6 @@ def export_saved_model(
     >>> export.path
     'saved_models/vae-mnist/1'
     """
-    from tfvae.export import verification
 
     target = layout.model_dir(base_dir, model_name)
     layout.check_model_dir(target)
@@ -103,11 +105,9 @@ def export_saved_model(
     signatures = serving_signatures(model)
     final = os.path.join(target, str(version))
     rows = []
-    with layout.Transaction(overwrite=overwrite) as transaction:
-        staging = transaction.stage(final)
+    with staged_dir(final, overwrite=overwrite) as staging:
         write_saved_model(model, staging, signatures)
         if verification_data is not None:
             rows = verification.verify_saved_model(staging, model, verification_data)
-        transaction.commit()
     config_path = layout.write_model_config(base_dir, server_base_path)
     return SavedModelExport(model_name, version, final, config_path, rows)

@@ -36,9 +36,11 @@ bfloat16 kernels and TF Serving machines may lack bfloat16 instructions;
 
 import dataclasses
 
-from tfvae.errors import TfvaeError
+import keras
+import tensorflow as tf
 
-SERVING_SIGNATURES = ("serving_default", "encode", "decode", "sample", "score")
+from tfvae.models.registry import family_of
+
 TFLITE_SIGNATURES = ("encode", "decode", "reconstruct")
 
 
@@ -64,18 +66,9 @@ class Signature:
         return list(self.inputs.values())
 
 
-def model_kind(model):
-    """`"vae"` or `"ae"` for a tfvae model; raises `TfvaeError` for anything else."""
-    from tfvae.models import VAE
-    from tfvae.models import Autoencoder
-
-    if isinstance(model, VAE):
-        return "vae"
-    if isinstance(model, Autoencoder):
-        return "ae"
-    raise TfvaeError(
-        f"can only export a tfvae VAE or Autoencoder. Received: {type(model).__name__}"
-    )
+def check_exportable(model):
+    """Raises `TfvaeError` unless `model` is an instance of a registered model family."""
+    return family_of(model)
 
 
 def data_shape(model):
@@ -111,11 +104,7 @@ def float32_model(model):
         model of the same class and config under the float32 policy, built,
         with `model`'s weights.
     """
-    import keras
-
-    import tfvae.models  # noqa: F401  (registers the classes for deserialization)
-
-    model_kind(model)
+    check_exportable(model)
     if set(_policy_names(model)) <= {"float32"}:
         return model
     config = _float32_policies(keras.saving.serialize_keras_object(model))
@@ -126,67 +115,30 @@ def float32_model(model):
 
 
 def _spec(shape, name):
-    import tensorflow as tf
-
     return tf.TensorSpec((None, *shape), tf.float32, name=name)
 
 
 def _signatures(model):
-    import tensorflow as tf
-
-    kind = model_kind(model)
+    """Every function of the model's `serving_functions` table, as a `Signature`."""
+    check_exportable(model)
     model = float32_model(model)
-    x_spec = {"x": _spec(data_shape(model), "x")}
-    z_spec = {"z": _spec((model.latent_dim,), "z")}
-
-    def reconstruct(x):
-        return {"reconstruction": model(x, training=False)}
-
-    def decode(z):
-        return {"reconstruction": model.decode(z)}
-
-    if kind == "vae":
-
-        def encode(x):
-            mean, scale = model.encode(x)
-            return {"mean": mean, "scale": scale}
-
-        def sample(eps):
-            return {"sample": model.sample(None, eps=eps)}
-
-        def score(x):
-            mean, _ = model.encode(x)
-            terms = model.per_example_losses(x, eps=tf.zeros_like(mean))
-            return {
-                "score": terms["reconstruction_loss"] + terms["kl_loss"],
-                "reconstruction_loss": terms["reconstruction_loss"],
-                "kl_loss": terms["kl_loss"],
-            }
-
-        encode_outputs = ("mean", "scale")
-        score_outputs = ("score", "reconstruction_loss", "kl_loss")
-    else:
-
-        def encode(x):
-            return {"z": model.encode(x)}
-
-        def score(x):
-            return {"score": model.per_example_losses(x)["reconstruction_loss"]}
-
-        sample = None
-        encode_outputs = ("z",)
-        score_outputs = ("score",)
-
-    signatures = {
-        "reconstruct": Signature("reconstruct", reconstruct, x_spec, ("reconstruction",)),
-        "encode": Signature("encode", encode, x_spec, encode_outputs),
-        "decode": Signature("decode", decode, z_spec, ("reconstruction",)),
-        "score": Signature("score", score, x_spec, score_outputs),
-    }
-    if sample is not None:
-        eps_spec = {"eps": _spec((model.latent_dim,), "eps")}
-        signatures["sample"] = Signature("sample", sample, eps_spec, ("sample",))
+    shapes = {"data": data_shape(model), "latent": (model.latent_dim,)}
+    signatures = {}
+    for name, spec in type(model).serving_functions.items():
+        inputs = {spec.input_name: _spec(shapes[spec.input_kind], spec.input_name)}
+        function = _one_input(getattr(model, spec.method))
+        signatures[name] = Signature(name, function, inputs, tuple(spec.outputs))
     return signatures
+
+
+def _one_input(method):
+    """`method` callable with its one input given by position or by name."""
+
+    def function(*args, **kwargs):
+        (value,) = (*args, *kwargs.values())
+        return method(value)
+
+    return function
 
 
 def serving_signatures(model):
@@ -200,12 +152,10 @@ def serving_signatures(model):
     """
     signatures = _signatures(model)
     default = signatures.pop("reconstruct")
-    result = {"serving_default": dataclasses.replace(default, name="serving_default")}
-    result.update(signatures)
-    return {name: result[name] for name in SERVING_SIGNATURES if name in result}
+    return {"serving_default": dataclasses.replace(default, name="serving_default"), **signatures}
 
 
 def tflite_signatures(model):
     """The TFLite signatures of `model` (`encode`, `decode`, `reconstruct`), keyed by name."""
     signatures = _signatures(model)
-    return {name: signatures[name] for name in TFLITE_SIGNATURES}
+    return {name: signatures[name] for name in TFLITE_SIGNATURES if name in signatures}

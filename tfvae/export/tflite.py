@@ -7,13 +7,19 @@ import tempfile
 import warnings
 
 import numpy as np
+import tensorflow as tf
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
 from tfvae.export import layout
+from tfvae.export import verification
 from tfvae.export.saved_model import write_saved_model
 from tfvae.export.signatures import TFLITE_SIGNATURES
 from tfvae.export.signatures import float32_model
 from tfvae.export.signatures import tflite_signatures
+from tfvae.io.atomic import staged_dir
+from tfvae.io.atomic import write_bytes
+from tfvae.io.atomic import write_json
 
 TFLITE_FORMATS = ("float32", "dynamic_range", "int8")
 # Calibration examples for int8: enough to see the tails of the training data
@@ -21,13 +27,6 @@ TFLITE_FORMATS = ("float32", "dynamic_range", "int8")
 # were clipped), few enough to calibrate in a few seconds.
 REPRESENTATIVE_EXAMPLES = 1000
 VERIFICATION_FILE = "verification.json"
-
-
-def check_format(quantization):
-    if quantization not in TFLITE_FORMATS:
-        raise TfvaeError(
-            f"unknown TFLite format {quantization!r}; expected one of {list(TFLITE_FORMATS)}"
-        )
 
 
 def representative_dataset(model, x, count=REPRESENTATIVE_EXAMPLES, seed=0):
@@ -97,9 +96,8 @@ def convert_saved_model(
     Returns:
         The `.tflite` model as bytes.
     """
-    import tensorflow as tf
 
-    check_format(quantization)
+    checks.choice("TFLite format", quantization, TFLITE_FORMATS)
     converter = tf.lite.TFLiteConverter.from_saved_model(
         saved_model_dir, signature_keys=list(signature_keys)
     )
@@ -148,7 +146,7 @@ def convert_model(model, formats=TFLITE_FORMATS, representative_x=None, seed=0):
     """
     formats = list(formats)
     for quantization in formats:
-        check_format(quantization)
+        checks.choice("TFLite format", quantization, TFLITE_FORMATS)
     model = float32_model(model)
     with tempfile.TemporaryDirectory(prefix="tfvae-tflite-") as saved_model_dir:
         write_saved_model(model, saved_model_dir, tflite_signatures(model))
@@ -195,8 +193,6 @@ def write_tflite_version(model, path, formats, representative_x, heldout_x, seed
     Returns:
         `(files, rows)`: format -> file path, and the `VerificationRow`s.
     """
-    from tfvae.export import verification
-    from tfvae.training import runs
 
     model = float32_model(model)
     contents = convert_model(model, formats, representative_x, seed=seed)
@@ -206,9 +202,8 @@ def write_tflite_version(model, path, formats, representative_x, heldout_x, seed
     files = {}
     for quantization, content in contents.items():
         files[quantization] = os.path.join(path, f"{quantization}.tflite")
-        with open(files[quantization], "wb") as f:
-            f.write(content)
-    runs.write_json(
+        write_bytes(files[quantization], content)
+    write_json(
         os.path.join(path, VERIFICATION_FILE),
         {
             "signatures": list(TFLITE_SIGNATURES),
@@ -262,11 +257,9 @@ def export_tflite(
     layout.check_model_dir(layout.model_dir(base_dir, model_name))
     version = layout.resolve_version([target], version, overwrite)
     final = os.path.join(target, str(version))
-    with layout.Transaction(overwrite=overwrite) as transaction:
-        staging = transaction.stage(final)
+    with staged_dir(final, overwrite=overwrite) as staging:
         files, rows = write_tflite_version(
             model, staging, formats, representative_x, heldout_x, seed=seed
         )
-        transaction.commit()
     files = {q: os.path.join(final, os.path.basename(p)) for q, p in files.items()}
     return TFLiteExport(model_name, version, final, files, rows)

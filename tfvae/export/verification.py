@@ -16,8 +16,10 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from tfvae.errors import TfvaeError
+from tfvae.export.litert import LiteRTModel
 from tfvae.export.signatures import float32_model
 from tfvae.export.signatures import serving_signatures
 from tfvae.export.signatures import tflite_signatures
@@ -177,7 +179,6 @@ def verify_saved_model(path, model, x):
         A list of `VerificationRow`; raises `TfvaeError` if one is out of
         tolerance.
     """
-    import tensorflow as tf
 
     model = float32_model(model)
     loaded = tf.saved_model.load(path)
@@ -214,7 +215,6 @@ def verify_tflite(content, quantization, model, x, num_threads=None):
         A list of `VerificationRow`; raises `TfvaeError` if one is out of
         tolerance.
     """
-    from tfvae.export.litert import LiteRTModel
 
     model = float32_model(model)
     lite = LiteRTModel(content, num_threads=num_threads)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
 from tfvae.math import losses
 
@@ -33,9 +34,6 @@ class BernoulliLikelihood:
             tfd.Bernoulli(logits=params, dtype=tf.float32),
             reinterpreted_batch_ndims=rank,
         )
-
-    def nll(self, x, params, scale=None):
-        return losses.bernoulli_nll(x, params)
 
     def mean(self, params):
         return tf.sigmoid(params)
@@ -76,9 +74,6 @@ class GaussianLikelihood:
         scale = tf.ones_like(params) if scale is None else scale * tf.ones_like(params)
         return tfd.Independent(tfd.Normal(loc=params, scale=scale), reinterpreted_batch_ndims=rank)
 
-    def nll(self, x, params, scale=None):
-        return losses.gaussian_nll(x, params, 1.0 if scale is None else scale)
-
     def mean(self, params):
         return params
 
@@ -102,6 +97,4 @@ def get_likelihood(name):
     """Returns the likelihood registered under `name` ("bernoulli", "gaussian")."""
     if isinstance(name, (BernoulliLikelihood, GaussianLikelihood)):
         return name
-    if name not in LIKELIHOODS:
-        raise TfvaeError(f"unknown likelihood {name!r}; expected one of {sorted(LIKELIHOODS)}")
-    return LIKELIHOODS[name]()
+    return LIKELIHOODS[checks.choice("likelihood", name, sorted(LIKELIHOODS))]()

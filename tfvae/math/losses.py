@@ -53,11 +53,6 @@ def kl_normal_standard_normal(mu, sigma):
     )
 
 
-def negative_elbo(reconstruction_nll, kl, beta=1.0):
-    """Per-example negative evidence lower bound: `nll + beta * KL`."""
-    return reconstruction_nll + beta * kl
-
-
 def importance_weighted_bound(log_weights):
     """`log (1/k) sum_k exp(log_weights[k])` over axis 0, computed stably.
 

@@ -14,7 +14,7 @@ tests all go through the same arithmetic.
 
 import tensorflow as tf
 
-from tfvae.errors import TfvaeError
+from tfvae import checks
 
 RECONSTRUCTION_KINDS = ("mse", "cross_entropy")
 # Visible units whose flips are scored at once by `pseudo_log_likelihood`:
@@ -63,10 +63,7 @@ def reconstruction_error(v, kernel, visible_bias, hidden_bias, kind="mse"):
             `"cross_entropy"`: binary cross-entropy summed over them (nats).
             Defaults to `"mse"`.
     """
-    if kind not in RECONSTRUCTION_KINDS:
-        raise TfvaeError(
-            f"unknown reconstruction error {kind!r}; expected one of {list(RECONSTRUCTION_KINDS)}"
-        )
+    checks.choice("reconstruction error", kind, RECONSTRUCTION_KINDS)
     v, kernel, visible_bias, hidden_bias = _as_tensors(v, kernel, visible_bias, hidden_bias)
     if kind == "mse":
         reconstruction = mean_field_reconstruction(v, kernel, visible_bias, hidden_bias)

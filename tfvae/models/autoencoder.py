@@ -6,19 +6,30 @@ import tensorflow as tf
 
 from tfvae.math.likelihoods import get_likelihood
 from tfvae.models import base
+from tfvae.models import registry
+
+# What the per-example reconstruction error is, for each likelihood.
+RECONSTRUCTION_ERRORS = {"gaussian": "mean squared error", "bernoulli": "binary cross-entropy"}
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class Autoencoder(keras.Model):
+class Autoencoder(base.TakesNoLabelsMixin, keras.Model):
     """Deterministic autoencoder: `x -> z = encoder(x) -> decoder(z)`.
 
     Trained with a custom `train_step` on the per-example reconstruction
     error: mean squared error with an identity output for real-valued data
     (`likelihood="gaussian"`), binary cross-entropy with a sigmoid output for
     data in [0, 1] (`likelihood="bernoulli"`). `fit(x)` needs no targets;
-    `fit((noisy, clean))` trains a denoiser. `call(x)` returns the
-    reconstruction, so `predict` and `evaluate` work as usual; the encoder is
-    a feature extractor for later supervised work.
+    `fit((noisy, clean))` trains a denoiser, and a `y` of any other shape
+    (labels) raises a `TfvaeError`. With `sample_weight` the loss is
+    `sum(sample_weight * error) / batch_size` and the reported metrics are
+    weighted means. `call(x)` returns the reconstruction, so `predict` and
+    `evaluate` work as usual; the encoder is a feature extractor for later
+    supervised work.
+
+    `score(x)` is the per-example score of evaluation, anomaly detection and
+    the exported `score` signature (the reconstruction error), and
+    `serving_functions` lists the exported functions.
 
     Args:
         encoder: `Encoder`. Built with `probabilistic=False`.
@@ -33,6 +44,15 @@ class Autoencoder(keras.Model):
     >>> ae.compile(optimizer="adam")
     >>> ae.fit(x_train, epochs=5, validation_data=(x_val,))
     """
+
+    serving_functions = {
+        "reconstruct": base.ServingFunction(
+            "x", "data", ("reconstruction",), "serving_reconstruct"
+        ),
+        "encode": base.ServingFunction("x", "data", ("z",), "serving_encode"),
+        "decode": base.ServingFunction("z", "latent", ("reconstruction",), "serving_decode"),
+        "score": base.ServingFunction("x", "data", ("score",), "score"),
+    }
 
     def __init__(self, encoder, decoder, likelihood="gaussian", **kwargs):
         super().__init__(**kwargs)
@@ -61,6 +81,35 @@ class Autoencoder(keras.Model):
         """Returns the reconstruction (the likelihood's mean) for codes `z`."""
         return self.likelihood.mean(tf.cast(self.decoder(z, training=training), tf.float32))
 
+    def latent_code(self, x):
+        """The deterministic latent code of `x`: `z`, `[batch, latent_dim]`."""
+        return self.encode(x)
+
+    def score(self, x):
+        """The per-example score of `x`: `{"score": reconstruction error}`, float32 `[batch]`.
+
+        Larger means worse explained; evaluation, anomaly detection and the
+        exported `score` signature all use it.
+        """
+        return {"score": self.per_example_losses(x)["reconstruction_loss"]}
+
+    @property
+    def score_description(self):
+        """One line saying what `score` computes."""
+        return f"reconstruction error ({RECONSTRUCTION_ERRORS[self.likelihood.name]} per feature)"
+
+    def serving_reconstruct(self, x):
+        """`{"reconstruction": call(x)}`, the exported `reconstruct` function."""
+        return {"reconstruction": self(x, training=False)}
+
+    def serving_encode(self, x):
+        """`{"z": encode(x)}`, the exported `encode` function."""
+        return {"z": self.encode(x)}
+
+    def serving_decode(self, z):
+        """`{"reconstruction": decode(z)}`, the exported `decode` function."""
+        return {"reconstruction": self.decode(z)}
+
     def initialize_output_bias(self, x):
         """Starts the decoder at the data's mean: its output bias becomes the
         likelihood parameters of the per-feature mean of `x`.
@@ -86,23 +135,25 @@ class Autoencoder(keras.Model):
         params = self.decoder(self.encoder(x, training=training), training=training)
         return {"reconstruction_loss": self.likelihood.reconstruction_error(target, params)}
 
-    def _update_metrics(self, terms):
-        self.loss_tracker.update_state(terms["reconstruction_loss"])
-        self.reconstruction_tracker.update_state(terms["reconstruction_loss"])
+    def _update_metrics(self, terms, sample_weight=None):
+        error = terms["reconstruction_loss"]
+        self.loss_tracker.update_state(error, sample_weight=sample_weight)
+        self.reconstruction_tracker.update_state(error, sample_weight=sample_weight)
         return base.metric_results(self)
 
     def train_step(self, data):
-        x, target = base.unpack_inputs(data)
+        x, target, sample_weight = base.unpack_inputs(self, data)
         with tf.GradientTape() as tape:
             terms = self.per_example_losses(x, target, training=True)
-            loss = base.average_over_global_batch(terms["reconstruction_loss"], x)
+            loss = base.average_over_global_batch(terms["reconstruction_loss"], x, sample_weight)
             loss += base.regularization_loss(self)
         base.apply_gradients(self, tape, loss)
-        return self._update_metrics(terms)
+        return self._update_metrics(terms, sample_weight)
 
     def test_step(self, data):
-        x, target = base.unpack_inputs(data)
-        return self._update_metrics(self.per_example_losses(x, target, training=False))
+        x, target, sample_weight = base.unpack_inputs(self, data)
+        terms = self.per_example_losses(x, target, training=False)
+        return self._update_metrics(terms, sample_weight)
 
     def get_config(self):
         config = super().get_config()
@@ -121,3 +172,18 @@ class Autoencoder(keras.Model):
         config["encoder"] = keras.layers.deserialize(config["encoder"])
         config["decoder"] = keras.layers.deserialize(config["decoder"])
         return cls(**config)
+
+
+def _build_autoencoder(config, data_shape, steps_per_epoch):
+    encoder, decoder = registry.build_networks(config, data_shape)
+    return Autoencoder(encoder, decoder, likelihood=config.resolved_likelihood, name="autoencoder")
+
+
+registry.register_family(
+    registry.ModelFamily(
+        name="ae",
+        model_class=Autoencoder,
+        description="deterministic autoencoder",
+        build=_build_autoencoder,
+    )
+)

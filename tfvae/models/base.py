@@ -1,24 +1,176 @@
-"""What the autoencoder and the VAE share: data unpacking and loss averaging."""
+"""What the models share: the serving table, the no-labels `fit`, data unpacking, loss averaging."""
+
+import dataclasses
+import inspect
 
 import keras
 import tensorflow as tf
 
+from tfvae.errors import TfvaeError
 
-def unpack_inputs(data):
-    """Returns `(x, target)` from what `fit` passes to `train_step`.
+SERVING_INPUTS = {"x": "data", "z": "latent", "eps": "latent"}
+
+
+class TakesNoLabelsMixin:
+    """`fit` and `evaluate` for a model that reconstructs its input and takes no labels.
+
+    Array arguments are checked before Keras traces anything: a `y` (or a
+    validation `y`) not shaped like `x` raises a `TfvaeError` at once, not
+    after the first epoch. And Keras drops `sample_weight` when `y` is `None`
+    (it packs the data as `x` alone), so `fit(x, sample_weight=w)` would
+    silently train unweighted: here an array `x` given weights but no `y`
+    becomes its own target, and `train_step` receives `(x, x, w)`; the same
+    holds for `evaluate` and for `validation_data=(x_val, None, w_val)`.
+    """
+
+    def fit(self, *args, **kwargs):
+        bound = _bind(keras.Model.fit, self, args, kwargs)
+        _input_as_target(self, bound.arguments)
+        validation = bound.arguments.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) in (2, 3):
+            val_x, val_y, *val_weight = validation
+            arguments = {"x": val_x, "y": val_y, "sample_weight": (val_weight or [None])[0]}
+            _input_as_target(self, arguments)
+            bound.arguments["validation_data"] = (val_x, arguments["y"], *val_weight)
+        return super().fit(*bound.args[1:], **bound.kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        bound = _bind(keras.Model.evaluate, self, args, kwargs)
+        _input_as_target(self, bound.arguments)
+        return super().evaluate(*bound.args[1:], **bound.kwargs)
+
+
+def _bind(method, model, args, kwargs):
+    return inspect.signature(method).bind(model, *args, **kwargs)
+
+
+def _input_as_target(model, arguments):
+    x, y = arguments.get("x"), arguments.get("y")
+    if not hasattr(x, "shape"):
+        return
+    if y is not None:
+        check_target(model, x.shape, getattr(y, "shape", None))
+    elif arguments.get("sample_weight") is not None:
+        arguments["y"] = x
+
+
+def check_target(model, x_shape, y_shape):
+    """Raises a `TfvaeError` unless a `y` of `y_shape` can be `model`'s target for `x`."""
+    x_shape, y_shape = tf.TensorShape(x_shape), tf.TensorShape(y_shape)
+    if x_shape.rank is None:
+        return
+    if y_shape.rank is None or not y_shape[1:].is_compatible_with(x_shape[1:]):
+        raise TfvaeError(
+            f"{type(model).__name__} reconstructs its input and takes no labels "
+            "(a y is only accepted as a target shaped like x); pass x alone. "
+            f"Received: y of shape {_shape_text(y_shape)} for x of shape {_shape_text(x_shape)}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingFunction:
+    """One function a model offers for serving: one named input, named outputs.
+
+    A model lists them in its `serving_functions` class attribute, keyed by
+    signature name; the export builds its SavedModel and TFLite signatures
+    from that table, so a model family declares its signatures once.
+
+    Args:
+        input_name: str. `"x"` (data), `"z"` (a latent code) or `"eps"`
+            (standard normal noise in latent space).
+        input_kind: str. `"data"`: the input is a batch of examples, each
+            of the data's shape; `"latent"`: each of shape `(latent_dim,)`.
+        outputs: tuple of str. The names of the outputs, in order.
+        method: str. The name of the model method that takes the input
+            tensor and returns a dict with exactly `outputs` as keys.
+
+    Example:
+
+    >>> ServingFunction("z", "latent", ("reconstruction",), "serving_decode")
+    """
+
+    input_name: str
+    input_kind: str
+    outputs: tuple
+    method: str
+
+    def __post_init__(self):
+        if self.input_name not in SERVING_INPUTS:
+            raise TfvaeError(
+                f"input_name must be one of {sorted(SERVING_INPUTS)}. "
+                f"Received: input_name={self.input_name!r}"
+            )
+        if self.input_kind != SERVING_INPUTS[self.input_name]:
+            raise TfvaeError(
+                f"input {self.input_name!r} is of kind {SERVING_INPUTS[self.input_name]!r}. "
+                f"Received: input_kind={self.input_kind!r}"
+            )
+        if isinstance(self.outputs, str) or not self.outputs:
+            raise TfvaeError(
+                f"outputs must be a non-empty tuple of names. Received: outputs={self.outputs!r}"
+            )
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+
+    def __call__(self, model, inputs):
+        """Runs the function on `model`: the dict `model.<method>(inputs)`."""
+        return getattr(model, self.method)(inputs)
+
+
+def unpack_inputs(model, data, weighted=True):
+    """Returns `(x, target, sample_weight)` from what `fit` passes to `model.train_step`.
 
     Accepts `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`. A generative
-    model reconstructs its input, so `y` is ignored unless it has the shape
-    of `x` (a denoising pair `(noisy, clean)`).
+    model reconstructs its input and takes no labels: a `y` with the shape of
+    `x` is the target (a denoising pair `(noisy, clean)`), any other `y`
+    raises a `TfvaeError` instead of being silently dropped. `sample_weight`
+    comes back as float32 `[batch]`, one weight per example, or `None`; a
+    model that cannot weigh examples passes `weighted=False` and refuses it.
     """
-    if isinstance(data, (tuple, list)):
-        x = data[0]
-        y = data[1] if len(data) > 1 else None
-    else:
-        x, y = data, None
-    if y is not None and tuple(y.shape[1:]) == tuple(x.shape[1:]):
-        return x, y
-    return x, x
+    try:
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
+            tuple(data) if isinstance(data, list) else data
+        )
+        if isinstance(x, (tuple, list)) and len(x) == 1:
+            # `fit((x,))`: Keras reads a tuple of arrays as a model's inputs.
+            x = x[0]
+        target = x
+        if y is not None:
+            check_target(model, x.shape, getattr(y, "shape", None))
+            target = y
+        if sample_weight is not None and not weighted:
+            raise TfvaeError(
+                f"{type(model).__name__} trains on unweighted examples and does not support "
+                "sample_weight; fit it without weights"
+            )
+        return x, target, _per_example_weights(sample_weight)
+    except TfvaeError:
+        # Raised while Keras traces its step function, before the optimizer
+        # has built its variables there: a retry with corrected data would
+        # reuse that function and fail with "Creating variables on a
+        # non-first call". Dropping the functions makes the next call trace
+        # afresh.
+        model.train_function = model.test_function = None
+        raise
+
+
+def _shape_text(shape):
+    if shape.rank is None:
+        return "unknown"
+    dims = ["batch" if i == 0 else str(d) for i, d in enumerate(shape)]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _per_example_weights(sample_weight):
+    if sample_weight is None:
+        return None
+    weights = tf.cast(sample_weight, tf.float32)
+    shape = weights.shape
+    if shape.rank is None or shape.rank == 0 or any(d not in (1, None) for d in shape[1:]):
+        raise TfvaeError(
+            "sample_weight must hold one weight per example, shape (batch,). "
+            f"Received: sample_weight of shape {_shape_text(shape)}"
+        )
+    return tf.reshape(weights, tf.shape(weights)[:1])
 
 
 def global_batch_size(x):
@@ -55,16 +207,25 @@ def noise_key(seed, step):
     return tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
 
 
-def average_over_global_batch(per_example_loss, x):
-    """`sum(loss) / global_batch`: the loss whose replica gradients sum correctly."""
-    return tf.nn.compute_average_loss(per_example_loss, global_batch_size=global_batch_size(x))
+def average_over_global_batch(per_example_loss, x, sample_weight=None):
+    """`sum(sample_weight * loss) / global_batch`: the loss whose replica gradients sum correctly.
+
+    Without `sample_weight` every example weighs 1. The divisor counts the
+    examples, not their weights, as Keras's `"sum_over_batch_size"`
+    reduction does.
+    """
+    return tf.nn.compute_average_loss(
+        per_example_loss, sample_weight=sample_weight, global_batch_size=global_batch_size(x)
+    )
 
 
 def build_sequence(sequence, input_shape):
     """Builds each layer of `sequence` in turn and returns the final output shape."""
     shape = tuple(input_shape)
     for layer in sequence:
-        if not layer.built:
+        # A weightless layer (Reshape) is built at construction and never
+        # learns its input shape; building it here lets `summary()` show it.
+        if not layer.built or not layer.weights:
             layer.build(shape)
         shape = tuple(layer.compute_output_shape(shape))
     return shape

@@ -120,6 +120,10 @@ class Decoder(keras.Model):
         build_sequence(self.body, input_shape)
         self.built = True
 
+    def compute_output_shape(self, input_shape):
+        """`(batch, *output_shape)`: one set of likelihood parameters per feature."""
+        return (input_shape[0], *self.data_shape)
+
     def set_output_bias(self, params):
         """Sets the output layer's bias so that a zero hidden state decodes to `params`.
 

@@ -7,7 +7,9 @@ import tensorflow as tf
 
 from tfvae.errors import TfvaeError
 from tfvae.models import base
+from tfvae.models import registry
 from tfvae.models.autoencoder import Autoencoder
+from tfvae.settings import Setting
 
 # Data in tfvae is scaled to [0, 1]; noisy inputs are clipped back into it,
 # as in the TensorFlow tutorial's denoiser.
@@ -38,6 +40,7 @@ class DenoisingAutoencoder(Autoencoder):
     `call`, `predict`, `evaluate` and `test_step` take their input as given:
     `predict(noisy)` denoises, `predict(x)` reconstructs, and the validation
     loss is measured on clean inputs, comparable with a plain `Autoencoder`.
+    Labels and `sample_weight` are treated as by the `Autoencoder`.
 
     With a seed, the training noise is a pure function of `(seed, optimizer
     step, position in the global batch)`, drawn the way the `VAE` draws its
@@ -128,16 +131,49 @@ class DenoisingAutoencoder(Autoencoder):
         return eps[offset : offset + local]
 
     def train_step(self, data):
-        x, target = base.unpack_inputs(data)
+        x, target, sample_weight = base.unpack_inputs(self, data)
         noisy = add_gaussian_noise(x, self.training_noise(x), self.noise_factor)
         with tf.GradientTape() as tape:
             terms = self.per_example_losses(noisy, target, training=True)
-            loss = base.average_over_global_batch(terms["reconstruction_loss"], x)
+            loss = base.average_over_global_batch(terms["reconstruction_loss"], x, sample_weight)
             loss += base.regularization_loss(self)
         base.apply_gradients(self, tape, loss)
-        return self._update_metrics(terms)
+        return self._update_metrics(terms, sample_weight)
 
     def get_config(self):
         config = super().get_config()
         config.update({"noise_factor": self.noise_factor, "seed": self.seed})
         return config
+
+
+def _build_denoising_autoencoder(config, data_shape, steps_per_epoch):
+    encoder, decoder = registry.build_networks(config, data_shape)
+    return DenoisingAutoencoder(
+        encoder,
+        decoder,
+        likelihood=config.resolved_likelihood,
+        noise_factor=config.noise_factor,
+        seed=config.seed,
+        name="denoising_autoencoder",
+    )
+
+
+registry.register_family(
+    registry.ModelFamily(
+        name="dae",
+        model_class=DenoisingAutoencoder,
+        description="denoising autoencoder",
+        build=_build_denoising_autoencoder,
+        settings=(
+            Setting(
+                "noise_factor",
+                0.2,
+                "Standard deviation of the Gaussian noise added to training inputs.",
+                minimum=0,
+            ),
+        ),
+        # Noisy inputs are clipped back into [0, 1].
+        value_range=PIXEL_RANGE,
+        capabilities=("denoising",),
+    )
+)

@@ -112,6 +112,18 @@ class Encoder(keras.Model):
         build_sequence([*self.body, self.head], input_shape)
         self.built = True
 
+    def compute_output_shape(self, input_shape):
+        """`(batch, latent_dim)`, or that shape twice, for `(mu, sigma)`, when probabilistic."""
+        code_shape = (input_shape[0], self.latent_dim)
+        return (code_shape, code_shape) if self.probabilistic else code_shape
+
+    def compute_output_spec(self, inputs):
+        # `call` casts the posterior's parameters to float32 under a mixed policy.
+        shape = self.compute_output_shape(inputs.shape)
+        if self.probabilistic:
+            return tuple(keras.KerasTensor(part, dtype="float32") for part in shape)
+        return keras.KerasTensor(shape, dtype=self.compute_dtype)
+
     def call(self, inputs, training=None):
         h = inputs
         for layer in self.body:

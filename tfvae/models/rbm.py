@@ -22,7 +22,7 @@ def _flatten(x):
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class RBM(keras.Model):
+class RBM(base.TakesNoLabelsMixin, keras.Model):
     """Bernoulli-Bernoulli restricted Boltzmann machine.
 
     Binary visible units (the flattened input, values in [0, 1]) and binary
@@ -43,7 +43,9 @@ class RBM(keras.Model):
     scikit-learn's one-flip estimate of the pseudo-log-likelihood
     (`pseudo_log_likelihood`, nats per example); the exact one is
     `pseudo_log_likelihood(x)`. Sampling uses stateless random ops keyed by
-    `(seed, training step)`, so a run is reproducible.
+    `(seed, training step)`, so a run is reproducible. Like the
+    autoencoders it takes no labels: `fit(x, y)` with `y` not shaped like `x`
+    and `sample_weight` raise a `TfvaeError`.
 
     Args:
         n_hidden: int. Number of hidden units.
@@ -155,8 +157,11 @@ class RBM(keras.Model):
         )
         return base.metric_results(self)
 
+    def _unpack(self, data):
+        return _flatten(base.unpack_inputs(self, data, weighted=False)[0])
+
     def train_step(self, data):
-        v_positive = _flatten(base.unpack_inputs(data)[0])
+        v_positive = self._unpack(data)
         # Calling the model builds it on the first batch, as Keras does for `call`.
         h_positive = self(v_positive, training=True)
         kernel, visible_bias, hidden_bias = self.parameters
@@ -198,7 +203,7 @@ class RBM(keras.Model):
         return metrics
 
     def test_step(self, data):
-        v = _flatten(base.unpack_inputs(data)[0])
+        v = self._unpack(data)
         self(v)
         key = tf.constant([self.seed, -1], tf.int64)
         return self._update_metrics(v, key)

@@ -12,7 +12,9 @@ from tfvae.math.likelihoods import get_likelihood
 from tfvae.math.losses import importance_weighted_bound
 from tfvae.math.losses import soft_clip
 from tfvae.models import base
+from tfvae.models import registry
 from tfvae.models.encoder import check_positive_int
+from tfvae.settings import Setting
 
 tfd = tfp.distributions
 
@@ -27,7 +29,7 @@ LOG_SCALE_PER_WEIGHT_UNIT = 10.0
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(keras.Model):
+class VAE(base.TakesNoLabelsMixin, keras.Model):
     """Variational autoencoder trained on the evidence lower bound (ELBO).
 
     The encoder gives the posterior `q(z|x) = N(mu, diag(sigma^2))`; the
@@ -44,7 +46,15 @@ class VAE(keras.Model):
     report `loss`, `reconstruction_loss` and `kl_loss`, in nats per example.
 
     `call(x)` returns the likelihood's mean decoded from the posterior mean
-    (deterministic), so `predict(x)` gives reconstructions.
+    (deterministic), so `predict(x)` gives reconstructions. The model
+    reconstructs its input and takes no labels: `fit(x, y)` with a `y` not
+    shaped like `x` raises a `TfvaeError`. With `sample_weight` the loss is
+    `sum(sample_weight * loss) / batch_size` and the reported metrics are
+    weighted means.
+
+    `score(x)` is the per-example score of evaluation, anomaly detection and
+    the exported `score` signature (the negative ELBO at the posterior
+    mean), and `serving_functions` lists the exported functions.
 
     Args:
         encoder: `Encoder`. Built with `probabilistic=True`.
@@ -70,6 +80,18 @@ class VAE(keras.Model):
     >>> vae.fit(x_train, epochs=10, validation_data=(x_val,))
     >>> images = vae.sample(16)
     """
+
+    serving_functions = {
+        "reconstruct": base.ServingFunction(
+            "x", "data", ("reconstruction",), "serving_reconstruct"
+        ),
+        "encode": base.ServingFunction("x", "data", ("mean", "scale"), "serving_encode"),
+        "decode": base.ServingFunction("z", "latent", ("reconstruction",), "serving_decode"),
+        "sample": base.ServingFunction("eps", "latent", ("sample",), "serving_sample"),
+        "score": base.ServingFunction(
+            "x", "data", ("score", "reconstruction_loss", "kl_loss"), "score"
+        ),
+    }
 
     def __init__(
         self,
@@ -163,10 +185,86 @@ class VAE(keras.Model):
         return mu + sigma * eps
 
     def sample(self, n, eps=None):
-        """Decodes `n` draws from the prior; pass `eps` of shape `[n, latent_dim]` to fix them."""
+        """Decodes draws `z = eps` from the prior `N(0, I)`.
+
+        Args:
+            n: int or None. Number of samples. May be `None` when `eps` is
+                given; otherwise it must equal the number of rows of `eps`.
+            eps: array or tensor `[n, latent_dim]` or None. The draws, to fix
+                them. Defaults to `None`: drawn from the model's
+                `SeedGenerator`.
+
+        Returns:
+            The likelihood's mean for each draw, `[n, ...]` in the data's shape.
+        """
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+            raise TfvaeError(f"n must be a positive integer or None. Received: n={n!r}")
         if eps is None:
-            eps = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+            if n is None:
+                raise TfvaeError("sample(n, eps) needs n, eps or both. Received: n=None, eps=None")
+            eps = keras.random.normal((int(n), self.latent_dim), seed=self.seed_generator)
+        eps = tf.convert_to_tensor(eps, tf.float32)
+        if eps.shape.rank != 2 or eps.shape[-1] != self.latent_dim:
+            raise TfvaeError(
+                f"eps must have shape (n, latent_dim={self.latent_dim}). "
+                f"Received: eps of shape {tuple(eps.shape)}"
+            )
+        if n is not None and eps.shape[0] is not None and eps.shape[0] != n:
+            raise TfvaeError(
+                "sample(n, eps) needs eps with n rows. "
+                f"Received: n={n} and eps of shape {tuple(eps.shape)}"
+            )
         return self.decode(eps)
+
+    def latent_code(self, x):
+        """The deterministic latent code of `x`: the posterior mean `mu`, `[batch, latent_dim]`."""
+        return self.encode(x)[0]
+
+    def score(self, x):
+        """The per-example score of `x`: the negative ELBO at the posterior mean.
+
+        `-log p(x | z = mu) + KL(q(z|x) || p(z))` in nats, with the
+        expectation taken at `eps = 0`, so an input always gets the same
+        score and an anomaly threshold stays put (a Monte Carlo estimate
+        would need many noise draws per request). The KL term is exact and
+        unweighted: `beta` weights training, not the bound.
+
+        Returns:
+            A dict of float32 `[batch]` tensors: `score`,
+            `reconstruction_loss` and `kl_loss`.
+        """
+        eps = tf.zeros([tf.shape(x)[0], self.latent_dim], tf.float32)
+        terms = self.per_example_losses(x, training=False, eps=eps)
+        return {
+            "score": terms["reconstruction_loss"] + terms["kl_loss"],
+            "reconstruction_loss": terms["reconstruction_loss"],
+            "kl_loss": terms["kl_loss"],
+        }
+
+    @property
+    def score_description(self):
+        """One line saying what `score` computes."""
+        return (
+            "negative ELBO (nats per example, beta = 1) at the posterior mean z = mu: "
+            "-log p(x | mu) + KL(q(z | x) || p(z))"
+        )
+
+    def serving_reconstruct(self, x):
+        """`{"reconstruction": call(x)}`, the exported `reconstruct` function."""
+        return {"reconstruction": self(x, training=False)}
+
+    def serving_encode(self, x):
+        """`{"mean": mu, "scale": sigma}` of `q(z | x)`, the exported `encode` function."""
+        mean, scale = self.encode(x)
+        return {"mean": mean, "scale": scale}
+
+    def serving_decode(self, z):
+        """`{"reconstruction": decode(z)}`, the exported `decode` function."""
+        return {"reconstruction": self.decode(z)}
+
+    def serving_sample(self, eps):
+        """`{"sample": sample(None, eps)}`: decoded prior draws `z = eps`, the exported `sample`."""
+        return {"sample": self.sample(None, eps=eps)}
 
     def initialize_output_bias(self, x):
         """Starts the decoder at the data's mean: its output bias becomes the
@@ -280,24 +378,27 @@ class VAE(keras.Model):
         }
         return objective, terms
 
-    def _update_metrics(self, terms):
-        self.loss_tracker.update_state(terms["loss"])
-        self.reconstruction_tracker.update_state(terms["reconstruction_loss"])
-        self.kl_tracker.update_state(terms["kl_loss"])
+    def _update_metrics(self, terms, sample_weight=None):
+        self.loss_tracker.update_state(terms["loss"], sample_weight=sample_weight)
+        self.reconstruction_tracker.update_state(
+            terms["reconstruction_loss"], sample_weight=sample_weight
+        )
+        self.kl_tracker.update_state(terms["kl_loss"], sample_weight=sample_weight)
         return base.metric_results(self)
 
     def train_step(self, data):
-        x, _ = base.unpack_inputs(data)
+        # A target shaped like x is accepted and ignored: the VAE models x itself.
+        x, _, sample_weight = base.unpack_inputs(self, data)
         with tf.GradientTape() as tape:
             objective, terms = self._training_terms(x)
-            loss = base.average_over_global_batch(objective, x)
+            loss = base.average_over_global_batch(objective, x, sample_weight)
             loss += base.regularization_loss(self)
         base.apply_gradients(self, tape, loss)
-        return self._update_metrics(terms)
+        return self._update_metrics(terms, sample_weight)
 
     def test_step(self, data):
-        x, _ = base.unpack_inputs(data)
-        return self._update_metrics(self.per_example_losses(x, training=False))
+        x, _, sample_weight = base.unpack_inputs(self, data)
+        return self._update_metrics(self.per_example_losses(x, training=False), sample_weight)
 
     def get_config(self):
         config = super().get_config()
@@ -320,3 +421,47 @@ class VAE(keras.Model):
         config["encoder"] = keras.layers.deserialize(config["encoder"])
         config["decoder"] = keras.layers.deserialize(config["decoder"])
         return cls(**config)
+
+
+def _build_vae(config, data_shape, steps_per_epoch):
+    if config.kl_warmup_epochs and not steps_per_epoch:
+        raise TfvaeError("a KL warm-up needs steps_per_epoch to convert epochs to steps")
+    encoder, decoder = registry.build_networks(config, data_shape, probabilistic=True)
+    return VAE(
+        encoder,
+        decoder,
+        beta=config.beta,
+        likelihood=config.resolved_likelihood,
+        seed=config.seed,
+        iwae_samples=config.iwae_samples,
+        kl_warmup_steps=config.kl_warmup_epochs * (steps_per_epoch or 0),
+        name="vae",
+    )
+
+
+registry.register_family(
+    registry.ModelFamily(
+        name="vae",
+        model_class=VAE,
+        description="variational autoencoder",
+        build=_build_vae,
+        settings=(
+            Setting("beta", 1.0, "Weight of the KL term (beta-VAE).", minimum=0),
+            Setting(
+                "iwae_samples",
+                1,
+                "Train on the importance-weighted bound with this many samples; 1 is the ELBO.",
+                minimum=1,
+            ),
+            Setting(
+                "kl_warmup_epochs",
+                0,
+                "Ramp the KL weight from 0 to beta over this many epochs.",
+                minimum=0,
+            ),
+        ),
+        metrics=("loss", "reconstruction_loss", "kl_loss"),
+        binarize_by_default=True,
+        capabilities=("prior", "likelihood_bound"),
+    )
+)

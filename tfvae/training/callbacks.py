@@ -12,13 +12,16 @@ epoch and the step, before anything non-finite is saved.
 import math
 import os
 import shutil
-import tempfile
 
 import keras
 import numpy as np
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
-from tfvae.training import runs
+from tfvae.io.atomic import STAGING_PREFIX
+from tfvae.io.atomic import read_json
+from tfvae.io.atomic import staged_dir
+from tfvae.io.atomic import write_json
 
 CHECKPOINT_PREFIX = "step-"
 WEIGHTS_FILE = "checkpoint.weights.h5"
@@ -68,7 +71,7 @@ def latest_checkpoint(backup_dir):
     if not found:
         return None
     path = found[-1][1]
-    state = runs.read_json(os.path.join(path, STATE_FILE))
+    state = read_json(os.path.join(path, STATE_FILE))
     state.update(path=path, weights=os.path.join(path, WEIGHTS_FILE))
     return state
 
@@ -114,7 +117,7 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
 
     def __init__(self, backup_dir, steps_per_epoch, save_freq="epoch", delete_checkpoint=True):
         super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
-        if isinstance(save_freq, int) and (isinstance(save_freq, bool) or save_freq < 1):
+        if save_freq != "epoch" and (not checks.is_integer(save_freq) or save_freq < 1):
             raise TfvaeError(
                 f"save_freq must be 'epoch' or a positive integer. Received: save_freq={save_freq!r}"
             )
@@ -226,25 +229,18 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
             },
             "variables": {v.path: np.asarray(v).tolist() for v in _unsaved_variables(self.model)},
         }
-        staging = tempfile.mkdtemp(prefix=".tmp-", dir=self.backup_dir)
         final = os.path.join(self.backup_dir, f"{CHECKPOINT_PREFIX}{step:09d}")
-        try:
+        # A checkpoint of the same step (saved again after a resume) is
+        # replaced only once the new one is complete.
+        with staged_dir(final, overwrite=True) as staging:
             self.model.save_weights(os.path.join(staging, WEIGHTS_FILE))
-            runs.write_json(os.path.join(staging, STATE_FILE), state)
-            if os.path.exists(final):
-                # Moved aside, not deleted: until the rename below, an older
-                # checkpoint must stay complete.
-                os.rename(final, tempfile.mkdtemp(prefix=".tmp-old-", dir=self.backup_dir) + "/x")
-            os.rename(staging, final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            write_json(os.path.join(staging, STATE_FILE), state)
         self._position = (epoch, batch)
         for older_step, path in _checkpoint_dirs(self.backup_dir):
             if older_step < step:
                 shutil.rmtree(path, ignore_errors=True)
         for name in os.listdir(self.backup_dir):
-            if name.startswith(".tmp-"):
+            if name.startswith(STAGING_PREFIX):
                 shutil.rmtree(os.path.join(self.backup_dir, name), ignore_errors=True)
 
 

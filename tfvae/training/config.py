@@ -1,207 +1,175 @@
-"""`TrainConfig`: everything that defines a training run, with a JSON round trip."""
+"""`TrainConfig`: everything that defines a training run, with a JSON round trip.
+
+Each setting is declared once, as a `tfvae.settings.setting` field: its
+type, default, bounds, choices and help. Validation, the command-line flags
+of every command that trains a model, and the JSON round trip are generated
+from those declarations. A model family's own settings (the VAE's `beta`)
+are declared by its registration (`tfvae.models.registry`) and kept in
+`options`; they read as attributes (`config.beta`) and are written flat
+into `config.json`.
+"""
 
 import dataclasses
 import json
-import math
 import os
 
-from tfvae.data.datasets import BUILTIN_DATASETS
-from tfvae.data.datasets import is_array_file
+from tfvae import settings
+from tfvae.data.datasets import check_dataset_name
 from tfvae.errors import TfvaeError
+from tfvae.math.likelihoods import LIKELIHOODS
+from tfvae.models import registry
+from tfvae.models.encoder import ARCHITECTURES
+from tfvae.settings import setting
 from tfvae.training.distribute import STRATEGIES
 from tfvae.training.precision import PRECISIONS
+from tfvae.training.precision import resolve_precision
 
-MODEL_NAMES = ("ae", "vae", "dae")
-ARCH_NAMES = ("dense", "conv")
-LIKELIHOOD_NAMES = ("auto", "bernoulli", "gaussian")
+LIKELIHOOD_NAMES = ("auto", *LIKELIHOODS)
 LR_SCHEDULES = ("cosine", "constant")
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TfvaeError(f"{name} must be a positive integer. Received: {name}={value!r}")
-
-
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise TfvaeError(f"unknown {name} {value!r}; expected one of {list(allowed)}")
-
-
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class TrainConfig:
     """A training run's settings; saved as `config.json` next to the model.
 
-    Args:
-        model: str. `"vae"`, `"ae"` or `"dae"` (denoising autoencoder).
-            Defaults to `"vae"`.
-        dataset: str. A bundled or TFDS name (`digits`, `mnist5k`, `mnist`,
-            `fashion_mnist`) or the path of a `.npz` / `.npy` file.
-            Defaults to `"mnist5k"`.
-        arch: str. `"dense"` or `"conv"`. Defaults to `"dense"`.
-        latent_dim: int. Size of `z`. Defaults to `16`.
-        hidden_units: tuple of int. Hidden dense widths. Defaults to `(512,)`.
-        filters: tuple of int. Conv filters (conv arch). Defaults to `(32, 64)`.
-        epochs: int. Defaults to `50`.
-        batch_size: int. Defaults to `128`.
-        beta: float. KL weight (VAE). Defaults to `1.0`.
-        learning_rate: float. Adam's (peak) step size. Defaults to `3e-3`.
-        lr_schedule: str. `"cosine"` decays the step size to 0 over the
-            run; `"constant"` keeps it. Defaults to `"cosine"`.
-        weight_decay: float. Decoupled weight decay (AdamW); `0` is plain
-            Adam. Defaults to `0.05`.
-        likelihood: str. `"bernoulli"`, `"gaussian"`, or `"auto"`: Bernoulli
-            for binarized data, Gaussian otherwise. Defaults to `"auto"`.
-        binarize: bool or None. Threshold pixels at 0.5. `None` means yes
-            for the VAE, no for the AE. Defaults to `None`.
-        validation_fraction: float. Share of the training split held out
-            for validation (user files and `digits`). Defaults to `0.1`.
-        seed: int. Seeds weights, shuffling and the VAE's noise. Defaults
-            to `0`.
-        iwae_samples: int. Train the VAE on the importance-weighted bound
-            with this many samples; `1` is the ELBO. Defaults to `1`.
-        kl_warmup_epochs: int. Ramp the KL weight from 0 to `beta` over
-            this many epochs. Defaults to `0`.
-        noise_factor: float. Standard deviation of the Gaussian noise the
-            denoising autoencoder adds to its inputs in training (`dae`
-            only). Defaults to `0.2`.
-        precision: str. `"float32"`, `"mixed_bfloat16"`,
-            `"mixed_float16"` or `"auto"` (see `tfvae.training.precision`). Defaults
-            to `"auto"`.
-        jit_compile: bool. Compile train steps with XLA. Defaults to
-            `False` (on CPU, XLA's matrix products are slower than oneDNN's).
-        steps_per_execution: int. Train steps per call into the compiled
-            graph; larger values remove per-step Python overhead. Defaults
-            to `32`.
-        strategy: str. `tf.distribute` strategy: `"one"`, `"mirrored"`,
-            `"multiworker"` (from `TF_CONFIG`) or `"auto"` (see
-            `tfvae.training.distribute.make_strategy`). Defaults to `"auto"`.
-        deterministic: bool. Make training bitwise reproducible: seeds, and
-            `tf.config.experimental.enable_op_determinism()` for the whole
-            process once the model is built. Defaults to `False`.
-        checkpoint_steps: int. Besides the checkpoint at the end of every
-            epoch, save one every this many train steps of an epoch, so a
-            killed run loses less; `0` saves at epoch ends only. A multiple
-            of `steps_per_execution` (checkpoints fall between graph
-            calls). Defaults to `0`.
-        out: str or None. Run directory; `None` makes one under
-            `saved_models/`. Defaults to `None`.
+    Every field is declared with its help text below (`tfvae train --help`
+    shows them all). Keyword arguments that are not fields are the model
+    family's own settings (`beta`, `iwae_samples`, `kl_warmup_epochs` for
+    the VAE, `noise_factor` for the denoising autoencoder): they are checked
+    against the family's declarations and kept in `options`. A setting of
+    another family is refused unless it has its default value.
+
+    Example:
+
+    >>> config = TrainConfig(model="vae", dataset="digits", latent_dim=4, beta=0.5)
+    >>> config.beta, config.options
+    (0.5, {'beta': 0.5, 'iwae_samples': 1, 'kl_warmup_epochs': 0})
     """
 
-    model: str = "vae"
-    dataset: str = "mnist5k"
-    arch: str = "dense"
-    latent_dim: int = 16
-    hidden_units: tuple = (512,)
-    filters: tuple = (32, 64)
-    epochs: int = 50
-    batch_size: int = 128
-    beta: float = 1.0
-    learning_rate: float = 3e-3
-    lr_schedule: str = "cosine"
-    weight_decay: float = 0.05
-    likelihood: str = "auto"
-    binarize: bool | None = None
-    validation_fraction: float = 0.1
-    seed: int = 0
-    iwae_samples: int = 1
-    kl_warmup_epochs: int = 0
-    noise_factor: float = 0.2
-    precision: str = "auto"
-    jit_compile: bool = False
-    steps_per_execution: int = 32
-    deterministic: bool = False
-    strategy: str = "auto"
-    checkpoint_steps: int = 0
-    out: str | None = None
+    model: str = setting(
+        "vae",
+        "The model family; its own settings are listed under its name.",
+        choices=registry.names,
+    )
+    dataset: str = setting(
+        "mnist5k",
+        "digits, mnist5k (bundled), mnist, fashion_mnist (tfds, online) or a .npz / .npy file.",
+        validator=check_dataset_name,
+    )
+    arch: str = setting(
+        "dense",
+        "Network body: dense (MLP) or conv (stride-2 convolutions).",
+        choices=ARCHITECTURES,
+        label="architecture",
+    )
+    latent_dim: int = setting(16, "Size of the latent code z.", minimum=1)
+    hidden_units: tuple = setting(
+        (512,), "Hidden dense widths (may be empty with --arch conv).", kind="ints", minimum=1
+    )
+    filters: tuple = setting(
+        (32, 64), "Filters of the stride-2 convolutions (--arch conv).", kind="ints", minimum=1
+    )
+    epochs: int = setting(50, "Passes over the training split.", minimum=1)
+    batch_size: int = setting(128, "Examples per training step.", minimum=1)
+    learning_rate: float = setting(
+        3e-3, "Adam's (peak) step size.", minimum=0, exclusive_minimum=True
+    )
+    lr_schedule: str = setting(
+        "cosine",
+        "cosine decays the step size to 0 over the run; constant keeps it.",
+        choices=LR_SCHEDULES,
+        label="learning-rate schedule",
+    )
+    weight_decay: float = setting(
+        0.05, "AdamW's decoupled weight decay; 0 for plain Adam.", minimum=0
+    )
+    likelihood: str = setting(
+        "auto",
+        "p(x|z): auto is bernoulli for binarized data, gaussian otherwise.",
+        choices=LIKELIHOOD_NAMES,
+    )
+    binarize: bool | None = setting(
+        None,
+        "Threshold pixels at 0.5. Default: the model family's choice (on for vae, off otherwise).",
+        kind="bool",
+        optional=True,
+    )
+    validation_fraction: float = setting(
+        0.1,
+        "Share of the training split held out for validation (user files and digits).",
+        minimum=0,
+        maximum=1,
+        exclusive_minimum=True,
+        exclusive_maximum=True,
+    )
+    seed: int = setting(0, "Seeds weights, data order and the models' noise.", minimum=0)
+    precision: str = setting(
+        "auto",
+        "Dtype policy; auto is mixed_bfloat16 on CPUs with native bf16, else float32.",
+        choices=PRECISIONS,
+    )
+    jit_compile: bool = setting(False, "Compile train steps with XLA.")
+    steps_per_execution: int = setting(32, "Train steps per call into the graph.", minimum=1)
+    deterministic: bool = setting(
+        False, "Bitwise reproducible training: TensorFlow's op determinism for the process."
+    )
+    strategy: str = setting(
+        "auto",
+        "tf.distribute strategy; auto is multiworker under TF_CONFIG, mirrored with several "
+        "GPUs, else one device.",
+        choices=STRATEGIES,
+    )
+    checkpoint_steps: int = setting(
+        0,
+        "Also checkpoint every N train steps of an epoch (a multiple of "
+        "--steps-per-execution); 0 checkpoints at epoch ends only.",
+        minimum=0,
+    )
+    out: str | None = setting(
+        None,
+        "Run directory (new or empty). Default: saved_models/<model>-<dataset>-...-<time>.",
+        optional=True,
+    )
+    options: dict = dataclasses.field(default_factory=dict)
 
-    def __post_init__(self):
-        self.hidden_units = tuple(self.hidden_units)
-        self.filters = tuple(self.filters)
+    def __init__(self, **values):
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        options = dict(values.pop("options", None) or {})
+        options.update({name: values.pop(name) for name in list(values) if name not in fields})
+        for name, field in fields.items():
+            if name == "options":
+                continue
+            if name in values:
+                value = values[name]
+            elif field.default is not dataclasses.MISSING:
+                value = field.default
+            else:
+                value = field.default_factory()
+            setattr(self, name, value)
+        self.options = options
         self.validate()
 
+    def __getattr__(self, name):
+        # Only called when ordinary lookup fails: a family setting.
+        options = self.__dict__.get("options")
+        if options is not None and name in options:
+            return options[name]
+        _, spec = registry.owners_of(name)
+        if spec is not None:
+            return spec.default
+        raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
+
+    @property
+    def family(self):
+        """The `ModelFamily` that `model` names."""
+        return registry.get_family(self.model)
+
     def validate(self):
-        """Raises `TfvaeError` naming the first invalid setting."""
-        _check_choice("model", self.model, MODEL_NAMES)
-        _check_choice("architecture", self.arch, ARCH_NAMES)
-        _check_choice("likelihood", self.likelihood, LIKELIHOOD_NAMES)
-        if not is_array_file(self.dataset):
-            _check_choice("dataset", self.dataset, [*BUILTIN_DATASETS, "PATH.npz", "PATH.npy"])
-        _check_positive_int("latent_dim", self.latent_dim)
-        _check_positive_int("epochs", self.epochs)
-        _check_positive_int("batch_size", self.batch_size)
-        for units in self.hidden_units:
-            _check_positive_int("hidden_units", units)
-        for n in self.filters:
-            _check_positive_int("filters", n)
+        """Checks every setting; raises `TfvaeError` naming the first invalid one."""
+        settings.check_fields(self)
+        self.options = _checked_options(self.family, self.model, self.options)
         if self.arch == "conv" and not self.filters:
             raise TfvaeError("the conv architecture needs at least one filter count")
-        if not (
-            isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0
-        ):
-            raise TfvaeError(f"beta must be a finite number >= 0. Received: beta={self.beta!r}")
-        if not (
-            isinstance(self.learning_rate, (int, float))
-            and math.isfinite(self.learning_rate)
-            and self.learning_rate > 0
-        ):
-            raise TfvaeError(
-                f"learning_rate must be a positive number. Received: learning_rate={self.learning_rate!r}"
-            )
-        _check_choice("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
-        if not (
-            isinstance(self.weight_decay, (int, float))
-            and math.isfinite(self.weight_decay)
-            and self.weight_decay >= 0
-        ):
-            raise TfvaeError(
-                f"weight_decay must be a finite number >= 0. Received: weight_decay={self.weight_decay!r}"
-            )
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise TfvaeError(
-                "validation_fraction must be in (0, 1). "
-                f"Received: validation_fraction={self.validation_fraction!r}"
-            )
-        _check_positive_int("iwae_samples", self.iwae_samples)
-        _check_positive_int("steps_per_execution", self.steps_per_execution)
-        if (
-            isinstance(self.kl_warmup_epochs, bool)
-            or not isinstance(self.kl_warmup_epochs, int)
-            or self.kl_warmup_epochs < 0
-        ):
-            raise TfvaeError(
-                "kl_warmup_epochs must be an integer >= 0. "
-                f"Received: kl_warmup_epochs={self.kl_warmup_epochs!r}"
-            )
-        if not (
-            isinstance(self.noise_factor, (int, float))
-            and not isinstance(self.noise_factor, bool)
-            and math.isfinite(self.noise_factor)
-            and self.noise_factor >= 0
-        ):
-            raise TfvaeError(
-                f"noise_factor must be a finite number >= 0. Received: noise_factor={self.noise_factor!r}"
-            )
-        if self.model != "vae" and (self.iwae_samples != 1 or self.kl_warmup_epochs):
-            raise TfvaeError("iwae_samples and kl_warmup_epochs apply to --model vae only")
-        _check_choice("precision", self.precision, PRECISIONS)
-        if not isinstance(self.jit_compile, bool):
-            raise TfvaeError(
-                f"jit_compile must be true or false. Received: jit_compile={self.jit_compile!r}"
-            )
-        _check_choice("strategy", self.strategy, STRATEGIES)
-        if not isinstance(self.deterministic, bool):
-            raise TfvaeError(
-                f"deterministic must be true or false. Received: deterministic={self.deterministic!r}"
-            )
-        if (
-            isinstance(self.checkpoint_steps, bool)
-            or not isinstance(self.checkpoint_steps, int)
-            or self.checkpoint_steps < 0
-        ):
-            raise TfvaeError(
-                "checkpoint_steps must be an integer >= 0. "
-                f"Received: checkpoint_steps={self.checkpoint_steps!r}"
-            )
         if self.checkpoint_steps % self.steps_per_execution:
             raise TfvaeError(
                 "checkpoint_steps must be a multiple of steps_per_execution, as checkpoints "
@@ -210,12 +178,12 @@ class TrainConfig:
                 f"steps_per_execution={self.steps_per_execution}; use a steps_per_execution "
                 "that divides it (1 always does)"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise TfvaeError(f"seed must be an integer >= 0. Received: seed={self.seed!r}")
 
     @property
     def resolved_binarize(self):
-        return self.model == "vae" if self.binarize is None else bool(self.binarize)
+        if self.binarize is None:
+            return self.family.binarize_by_default
+        return bool(self.binarize)
 
     @property
     def resolved_likelihood(self):
@@ -225,26 +193,44 @@ class TrainConfig:
 
     @property
     def resolved_precision(self):
-        from tfvae.training.precision import resolve_precision
-
         return resolve_precision(self.precision)
 
     def to_dict(self):
-        data = dataclasses.asdict(self)
-        data["hidden_units"] = list(self.hidden_units)
-        data["filters"] = list(self.filters)
-        return data
+        """The settings as JSON-ready values: the family's settings sit beside the others."""
+        data = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "options"
+        }
+        data.update(self.options)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        """The config of `to_dict`'s output; settings of other families are ignored.
+
+        Run directories written before a setting moved to its family hold
+        every family's settings; they load as the family's own.
+        """
+        if not isinstance(data, dict):
+            raise TfvaeError(f"a config must be a JSON object. Received: {type(data).__name__}")
+        own = {f.name for f in dataclasses.fields(cls)} - {"options"}
+        unknown = sorted(
+            name for name in data if name not in own and not registry.owners_of(name)[0]
+        )
         if unknown:
-            raise TfvaeError(f"unknown config keys {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
+            raise TfvaeError(
+                f"unknown config keys {unknown}; expected some of "
+                f"{sorted(own | {s.name for f in registry.families() for s in f.settings})}"
+            )
+        family = registry.get_family(data.get("model", cls.model))
+        values = {
+            name: value
+            for name, value in data.items()
+            if name in own or family.setting(name) is not None
+        }
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text):
@@ -252,7 +238,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path):
-        """Reads a config written by `save` (a run's `config.json`)."""
+        """Reads a config written by `to_json` (a run's `config.json`)."""
         path = os.fspath(path)
         try:
             with open(path) as f:
@@ -261,3 +247,28 @@ class TrainConfig:
             raise TfvaeError(f"no config file at {path}") from None
         except (json.JSONDecodeError, TypeError) as error:
             raise TfvaeError(f"cannot read config {path}: {error}") from None
+
+
+def _checked_options(family, model, options):
+    """The family's own settings, checked, with defaults filled in; refuses other families'."""
+    for name, value in options.items():
+        if family.setting(name) is not None:
+            continue
+        owners, spec = registry.owners_of(name)
+        if spec is None:
+            raise TfvaeError(
+                f"unknown setting {name!r} for --model {model}; its settings are "
+                f"{[s.name for s in family.settings]}"
+            )
+        if value != spec.default:
+            flag = spec.flag_name
+            raise TfvaeError(
+                f"{flag} applies to --model {' or '.join(f.name for f in owners)} only. "
+                f"Received: --model {model}"
+            )
+    return {spec.name: spec.check(options.get(spec.name, spec.default)) for spec in family.settings}
+
+
+def train_settings():
+    """Every `Setting` of `TrainConfig`, in declaration order (the command-line flags)."""
+    return settings.settings_of(TrainConfig)

@@ -3,6 +3,9 @@
 import json
 import os
 
+import tensorflow as tf
+
+from tfvae import checks
 from tfvae.errors import TfvaeError
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
@@ -38,10 +41,8 @@ def make_strategy(name="auto"):
     Models, optimizer and metrics must be created inside `strategy.scope()`;
     Keras then shards the input pipeline across replicas in `fit`.
     """
-    import tensorflow as tf
 
-    if name not in STRATEGIES:
-        raise TfvaeError(f"unknown strategy {name!r}; expected one of {list(STRATEGIES)}")
+    checks.choice("strategy", name, STRATEGIES)
     if name == "auto":
         if _tf_config_cluster():
             name = "multiworker"
@@ -59,13 +60,3 @@ def make_strategy(name="auto"):
             "see the README's 'Training on several devices'"
         )
     return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-def is_chief(strategy):
-    """Whether this process writes the run's files (worker 0 of a multi-worker job)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-    )

@@ -2,7 +2,9 @@
 
 import functools
 
-from tfvae.errors import TfvaeError
+import tensorflow as tf
+
+from tfvae import checks
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -28,11 +30,8 @@ def resolve_precision(name):
     mixed policies, and tfvae computes the KL and the log-likelihood in
     float32 whatever the policy.
     """
-    if name not in PRECISIONS:
-        raise TfvaeError(f"unknown precision {name!r}; expected one of {list(PRECISIONS)}")
-    if name != "auto":
+    if checks.choice("precision", name, PRECISIONS) != "auto":
         return name
-    import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
         return "float32"

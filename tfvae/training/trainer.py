@@ -13,25 +13,36 @@ deleted, so `<run_dir>` is complete or absent. A killed run leaves
 """
 
 import dataclasses
-import datetime
 import math
 import os
 import shutil
-import tempfile
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from tfvae.data.datasets import load_dataset
 from tfvae.errors import TfvaeError
 from tfvae.evaluation import plots
+from tfvae.evaluation.figures import write_figures
 from tfvae.evaluation.metrics import evaluate_model
+from tfvae.io.atomic import move_into_place
+from tfvae.io.atomic import staged_dir
+from tfvae.io.atomic import timestamped_dir
+from tfvae.io.atomic import write_json
+from tfvae.io.model_files import save_model_file
+from tfvae.models import build_model
 from tfvae.models.decoder import check_conv_shape
 from tfvae.training import runs
+from tfvae.training.callbacks import DivergenceGuard
+from tfvae.training.callbacks import TrainingBackup
+from tfvae.training.callbacks import TrainingDiverged
+from tfvae.training.callbacks import latest_checkpoint
 from tfvae.training.config import TrainConfig
+from tfvae.training.distribute import make_strategy
+from tfvae.training.fused_adam import FusedAdam
 
 DEFAULT_RUNS_ROOT = "saved_models"
-FIGURE_EXAMPLES = 10
-PRIOR_SAMPLES = 64
 PARTIAL_SUFFIX = ".partial"
 BACKUP_DIR = "backup"
 STAGING_DIR = "run"
@@ -56,11 +67,9 @@ class RunResult:
 
 
 def default_run_dir(config, root=DEFAULT_RUNS_ROOT):
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    """`<root>/<model>-<dataset>-<arch>-z<latent_dim>-<YYYYmmdd-HHMMSS>`."""
     dataset = os.path.splitext(os.path.basename(config.dataset))[0]
-    return os.path.join(
-        root, f"{config.model}-{dataset}-{config.arch}-z{config.latent_dim}-{stamp}"
-    )
+    return timestamped_dir(root, config.model, dataset, config.arch, f"z{config.latent_dim}")
 
 
 def prepare(config):
@@ -73,12 +82,14 @@ def prepare(config):
         seed=config.seed,
     )
     data.check_for(config.arch, config.resolved_likelihood)
-    if config.model == "dae":
+    family = config.family
+    if family.value_range is not None:
         low, high = float(np.min(data.x_train)), float(np.max(data.x_train))
-        if low < 0.0 or high > 1.0:
+        bottom, top = family.value_range
+        if low < bottom or high > top:
             raise TfvaeError(
-                f"the denoising autoencoder clips its noisy inputs to [0, 1]; {data.name} data "
-                f"must be in [0, 1]. Received values in [{low:g}, {high:g}]"
+                f"the {family.description} needs data in [{bottom:g}, {top:g}]. Received "
+                f"values in [{low:g}, {high:g}] in {data.name}"
             )
     if config.arch == "conv":
         check_conv_shape(data.data_shape, config.filters)
@@ -87,9 +98,6 @@ def prepare(config):
 
 def build_optimizer(config, steps_per_epoch=None):
     """Adam, or AdamW with `config.weight_decay`, with the configured step-size schedule."""
-    import keras
-
-    from tfvae.training.fused_adam import FusedAdam
 
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
@@ -122,9 +130,6 @@ def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None)
         x_train: array or None. When given, the decoder's output bias starts
             at the training data's mean (see `VAE.initialize_output_bias`).
     """
-    import keras
-
-    from tfvae.models import build_model
 
     if config.deterministic:
         enable_determinism()
@@ -132,7 +137,6 @@ def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None)
     model = build_model(config, data_shape, steps_per_epoch)
     if x_train is not None:
         model.initialize_output_bias(x_train)
-    import tensorflow as tf
 
     # Keras 3.15 cannot run several steps per graph call on several replicas.
     replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
@@ -154,83 +158,12 @@ def enable_determinism():
     `tf.config.experimental.enable_op_determinism` is global and cannot be
     undone, so it runs only for a run that asks (`deterministic=True`).
     """
-    import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
 
 
 def count_steps_per_epoch(config, data):
     return math.ceil(len(data.x_train) / config.batch_size)
-
-
-def write_figures(model, config, data, run_dir):
-    """Writes the PNG figures of a trained model into `run_dir`.
-
-    Every model: `reconstructions.png`, `latent_space.png`. The VAE also
-    gets `samples.png`, `manifold.png` (latent dimension >= 2),
-    `interpolation.png` and `traversal.png` (see `tfvae.evaluation.latent_pictures`);
-    the denoising autoencoder `denoising.png`.
-    """
-    import keras
-
-    x_test, y_test = data.arrays("test")
-    picks = x_test[:: max(1, len(x_test) // FIGURE_EXAMPLES)][:FIGURE_EXAMPLES]
-    # predict() would wrap ten examples in a parallel-map pipeline, which op
-    # determinism rewrites with a spurious native error on stderr.
-    reconstructions = model.predict_on_batch(picks)
-    plots.save_figure(
-        plots.reconstructions_figure(picks, reconstructions),
-        os.path.join(run_dir, "reconstructions.png"),
-    )
-    codes = model.encode(x_test)
-    codes = codes[0] if isinstance(codes, (tuple, list)) else codes
-    what = "posterior means" if config.model == "vae" else "codes"
-    plots.save_figure(
-        plots.latent_figure(np.asarray(codes), y_test, title=f"Latent {what} of the test set"),
-        os.path.join(run_dir, "latent_space.png"),
-    )
-    if config.model == "vae":
-        eps = keras.random.normal((PRIOR_SAMPLES, config.latent_dim), seed=config.seed)
-        samples = np.asarray(model.sample(PRIOR_SAMPLES, eps=eps))
-        plots.save_figure(
-            plots.grid_figure(samples, "Decoded samples from the prior N(0, I)"),
-            os.path.join(run_dir, "samples.png"),
-        )
-        from tfvae.evaluation import latent_pictures
-
-        # The dimensions whose posterior means vary most over the test set.
-        active = latent_pictures.most_active_dims(
-            codes, min(config.latent_dim, latent_pictures.MAX_TRAVERSED_DIMS)
-        )
-        if config.latent_dim >= 2:
-            spanned = sorted(int(d) for d in active[:2])
-            others = "; the other dimensions at 0" if config.latent_dim > 2 else ""
-            images, coordinates = latent_pictures.manifold_grid(model, dims=spanned)
-            plots.save_figure(
-                plots.manifold_figure(
-                    images, coordinates, spanned, f"Decoded grid of prior quantiles{others}"
-                ),
-                os.path.join(run_dir, "manifold.png"),
-            )
-        a, b = latent_pictures.pair_of_different_classes(y_test, len(x_test))
-        images, weights = latent_pictures.interpolate(model, x_test[a], x_test[b])
-        plots.save_figure(
-            plots.interpolation_figure(
-                images, weights, "Between the posterior means of two test examples"
-            ),
-            os.path.join(run_dir, "interpolation.png"),
-        )
-        images, dims, values = latent_pictures.traverse(model, x_test[a], dims=active)
-        plots.save_figure(
-            plots.traversal_figure(images, dims, values),
-            os.path.join(run_dir, "traversal.png"),
-        )
-    if config.model == "dae":
-        noisy = np.asarray(model.add_noise(picks, seed=config.seed))
-        plots.save_figure(
-            plots.denoising_figure(noisy, model.predict_on_batch(noisy), picks),
-            os.path.join(run_dir, "denoising.png"),
-        )
 
 
 def write_run_files(model, config, data, history, directory):
@@ -243,25 +176,13 @@ def write_run_files(model, config, data, history, directory):
         The test metrics (a dict).
     """
     metrics = evaluate_model(model, data, config.resolved_likelihood)
-    runs.save_model_file(model, os.path.join(directory, runs.MODEL_FILE))
-    runs.write_json(os.path.join(directory, runs.CONFIG_FILE), config.to_dict())
-    runs.write_json(os.path.join(directory, runs.HISTORY_FILE), history)
-    runs.write_json(os.path.join(directory, runs.METRICS_FILE), metrics)
+    save_model_file(model, os.path.join(directory, runs.MODEL_FILE))
+    write_json(os.path.join(directory, runs.CONFIG_FILE), config.to_dict())
+    write_json(os.path.join(directory, runs.HISTORY_FILE), history)
+    write_json(os.path.join(directory, runs.METRICS_FILE), metrics)
     write_figures(model, config, data, directory)
     plots.save_figure(plots.history_figure(history), os.path.join(directory, "training_curves.png"))
     return metrics
-
-
-def _staging_dir(run_dir):
-    parent = os.path.dirname(os.path.abspath(run_dir))
-    os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(run_dir)}-", dir=parent)
-
-
-def _move_into_place(staging, run_dir):
-    if os.path.isdir(run_dir):
-        os.rmdir(run_dir)
-    os.rename(staging, run_dir)
 
 
 def write_run_dir(model, config, data, history, run_dir, logs_dir=None):
@@ -282,15 +203,10 @@ def write_run_dir(model, config, data, history, run_dir, logs_dir=None):
         The test metrics (a dict).
     """
     runs.check_new_run_dir(run_dir)
-    staging = _staging_dir(run_dir)
-    try:
+    with staged_dir(run_dir) as staging:
         if logs_dir is not None:
             shutil.copytree(logs_dir, os.path.join(staging, "logs"))
         metrics = write_run_files(model, config, data, history, staging)
-        _move_into_place(staging, run_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return metrics
 
 
@@ -334,9 +250,6 @@ def _check_start(config, run_dir, partial, resume):
 
 def _fit(model, config, data, steps, backup, staging, verbose, callbacks):
     """Trains from the backup's checkpoint (or from scratch) to `config.epochs`; returns the history."""
-    import keras
-
-    from tfvae.training.callbacks import DivergenceGuard
 
     tensorboard = keras.callbacks.TensorBoard(log_dir=os.path.join(staging, "logs"))
     epoch, batch = backup.resume_position
@@ -372,8 +285,6 @@ def _fit(model, config, data, steps, backup, staging, verbose, callbacks):
 
 def _diverged(error, config, data, steps, partial, backup_dir, run_dir):
     """The error to raise for a diverged run; keeps (or writes) the last good model."""
-    from tfvae.training.callbacks import TrainingBackup
-    from tfvae.training.callbacks import latest_checkpoint
 
     message = f"{error}; {run_dir} was not written"
     state = latest_checkpoint(backup_dir)
@@ -383,7 +294,7 @@ def _diverged(error, config, data, steps, partial, backup_dir, run_dir):
     model = build_compiled_model(config, data.data_shape, steps)
     TrainingBackup(backup_dir, steps).restore(model)
     last_good = os.path.join(partial, LAST_GOOD_MODEL)
-    runs.save_model_file(model, last_good)
+    save_model_file(model, last_good)
     if state["batch"]:
         where = f"epoch {state['epoch'] + 1}, step {state['batch']}"
     else:
@@ -428,15 +339,12 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
     Returns:
         A `RunResult`.
     """
-    from tfvae.training.callbacks import TrainingBackup
-    from tfvae.training.callbacks import TrainingDiverged
 
     if resume and not config.out:
         raise TfvaeError(
             "--resume needs --out DIR, the run to continue (a killed run keeps its "
             "checkpoints in DIR.partial)"
         )
-    from tfvae.training.distribute import make_strategy
 
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs an op.
     strategy = make_strategy(config.strategy)
@@ -459,18 +367,17 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
         # leaves nothing worth keeping.
         shutil.rmtree(partial, ignore_errors=True)
         os.makedirs(staging)
-        runs.write_json(os.path.join(partial, runs.CONFIG_FILE), config.to_dict())
+        write_json(os.path.join(partial, runs.CONFIG_FILE), config.to_dict())
     os.makedirs(staging, exist_ok=True)
     try:
         history = _fit(model, config, data, steps, backup, staging, verbose, list(callbacks))
         metrics = write_run_files(model, config, data, history, staging)
-        _move_into_place(staging, run_dir)
+        move_into_place(staging, run_dir)
     except TrainingDiverged as error:
         raise _diverged(error, config, data, steps, partial, backup_dir, run_dir) from None
     except BaseException:
         # Killed runs keep their checkpoint for --resume; without one there
         # is nothing to resume and nothing stays behind.
-        from tfvae.training.callbacks import latest_checkpoint
 
         if latest_checkpoint(backup_dir) is None:
             shutil.rmtree(partial, ignore_errors=True)

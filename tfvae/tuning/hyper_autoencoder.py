@@ -4,8 +4,8 @@ import dataclasses
 
 import keras_tuner
 
-from tfvae.training.trainer import build_compiled_model
-from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.recipe import compiled_model
+from tfvae.training.recipe import fit_on_splits
 
 
 class HyperAutoencoder(keras_tuner.HyperModel):
@@ -61,13 +61,7 @@ class HyperAutoencoder(keras_tuner.HyperModel):
         return dataclasses.replace(base, **changes)
 
     def build(self, hp):
-        config = self.trial_config(hp)
-        model = build_compiled_model(
-            config,
-            self.data.data_shape,
-            count_steps_per_epoch(config, self.data),
-            x_train=self.data.x_train,
-        )
+        model = compiled_model(self.trial_config(hp), self.data)
         # Keras Tuner restores checkpoints (the best model, a Hyperband trial
         # continuing another) into a fresh model; with the optimizer's
         # variables in place, Adam's moments are restored as well.
@@ -80,13 +74,12 @@ class HyperAutoencoder(keras_tuner.HyperModel):
         Keras Tuner passes `callbacks` (checkpointing, TensorBoard) and, for
         Hyperband, `epochs` and `initial_epoch`.
         """
-        config = self.trial_config(hp)
-        return model.fit(
-            self.data.pipeline("train", config.batch_size, seed=config.seed),
-            validation_data=self.data.pipeline("val", config.batch_size),
-            epochs=config.epochs if epochs is None else epochs,
+        return fit_on_splits(
+            model,
+            self.trial_config(hp),
+            self.data,
+            epochs=epochs,
             initial_epoch=initial_epoch,
-            shuffle=False,  # the pipeline shuffles, seeded
             verbose=verbose,
             **kwargs,
         )

@@ -3,6 +3,7 @@
 import csv
 import io
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from tfvae.evaluation import plots
@@ -63,7 +64,6 @@ def format_csv(rows, searched, objective):
 
 def objective_figure(rows, objective, title, latent_dims=None, best_trial=None):
     """The objective of every completed trial against its latent size (log2 axis)."""
-    import matplotlib.pyplot as plt
 
     done = [r for r in rows if r["status"] == COMPLETED and r[objective] is not None]
     figure, axis = plt.subplots(figsize=(6.4, 4.2))

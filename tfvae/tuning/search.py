@@ -18,14 +18,23 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import warnings
 
+import keras
+import keras_tuner
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from tfvae.errors import TfvaeError
-from tfvae.training import runs
+from tfvae.io.atomic import STAGING_PREFIX
+from tfvae.io.atomic import read_json
+from tfvae.io.atomic import staged_dir
+from tfvae.io.atomic import write_json
+from tfvae.io.atomic import write_text
+from tfvae.training.distribute import make_strategy
+from tfvae.training.trainer import prepare
+from tfvae.training.trainer import write_run_dir
 from tfvae.tuning import report
 from tfvae.tuning.hyper_autoencoder import HyperAutoencoder
 
@@ -116,7 +125,7 @@ def check_search_dir(config):
         raise TfvaeError(f"search directory {directory} is a file; choose a new --dir")
     settings_path = os.path.join(directory, SETTINGS_FILE)
     if os.path.isfile(settings_path):
-        saved = runs.read_json(settings_path)
+        saved = read_json(settings_path)
         saved = {k: v for k, v in saved.items() if k not in ("max_trials", "directory")}
         changed = _differences(saved, _as_json(config.settings()))
         if changed:
@@ -126,7 +135,7 @@ def check_search_dir(config):
             )
         return True
     # Another process of a distributed search may be writing tuning.json right now.
-    entries = [name for name in os.listdir(directory) if not name.startswith(".tmp-")]
+    entries = [name for name in os.listdir(directory) if not name.startswith(STAGING_PREFIX)]
     if entries:
         raise TfvaeError(
             f"search directory {directory} is not empty and holds no tfvae search "
@@ -146,7 +155,6 @@ class _DropRetracingWarnings(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet_search_noise():
-    from sklearn.exceptions import ConvergenceWarning
 
     logger = logging.getLogger("tensorflow")
     quiet = _DropRetracingWarnings()
@@ -205,7 +213,7 @@ class _Reporting:
             },
             "continued_from": trial.hyperparameters.values.get("tuner/trial_id"),
         }
-        runs.write_json(os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_RECORD_FILE), record)
+        write_json(os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_RECORD_FILE), record)
         return histories
 
     def on_trial_end(self, trial):
@@ -225,7 +233,6 @@ class _Reporting:
 
 
 def _tuner_classes():
-    import keras_tuner
 
     class RandomSearch(_Reporting, keras_tuner.RandomSearch):
         pass
@@ -240,7 +247,6 @@ def _tuner_classes():
 
 
 def _make_tuner(config, hypermodel, directory, progress):
-    import keras_tuner
 
     common = dict(
         hypermodel=hypermodel,
@@ -254,7 +260,6 @@ def _make_tuner(config, hypermodel, directory, progress):
         logs_root=os.path.join(directory, LOGS_DIR),
         progress=progress,
     )
-    from tfvae.training.distribute import make_strategy
 
     strategy = make_strategy(config.train.strategy)
     if strategy.num_replicas_in_sync > 1:
@@ -269,7 +274,7 @@ def _make_tuner(config, hypermodel, directory, progress):
             # exists, which it writes just after the oracle's at the end of a
             # trial; a search killed in between would start over. The state of
             # these tuners is empty.
-            runs.write_json(tuner_file, {})
+            write_json(tuner_file, {})
     # Keras Tuner announces a reload on stdout; `tune` says it in its own words.
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -294,7 +299,7 @@ def _trial_rows(tuner, config):
     rows = []
     for trial_id, trial in sorted(tuner.oracle.trials.items()):
         path = os.path.join(tuner.project_dir, f"trial_{trial_id}", TRIAL_RECORD_FILE)
-        record = runs.read_json(path) if os.path.isfile(path) else None
+        record = read_json(path) if os.path.isfile(path) else None
         values = trial.hyperparameters.values
         row = {"trial": trial_id, "status": trial.status}
         row.update({name: values.get(name) for name in searched})
@@ -318,16 +323,13 @@ def _best_row(rows, objective):
 
 
 def _write_best_run(tuner, hypermodel, config, data, best, directory):
-    from tfvae.training.trainer import write_run_dir
 
     best_dir = os.path.join(directory, BEST_DIR)
     marker = os.path.join(best_dir, BEST_TRIAL_FILE)
-    if os.path.isfile(marker) and runs.read_json(marker).get("trial") == best["trial"]:
+    if os.path.isfile(marker) and read_json(marker).get("trial") == best["trial"]:
         return best_dir
     trial = tuner.oracle.get_trial(best["trial"])
-    record = runs.read_json(
-        os.path.join(tuner.project_dir, f"trial_{best['trial']}", TRIAL_RECORD_FILE)
-    )
+    record = read_json(os.path.join(tuner.project_dir, f"trial_{best['trial']}", TRIAL_RECORD_FILE))
     curve = np.asarray(record["history"][config.objective], dtype=float)
     best_index = int(np.nanargmin(curve))
     # The checkpoint holds the weights of the best epoch; the run says so.
@@ -337,13 +339,18 @@ def _write_best_run(tuner, hypermodel, config, data, best, directory):
     )
     model = tuner.load_model(trial)
     logs = os.path.join(directory, LOGS_DIR, str(best["trial"]), "execution0")
-    target = tempfile.mkdtemp(prefix=".tmp-best-", dir=directory)
-    try:
+    # The previous best run stays until the new one is complete.
+    with staged_dir(best_dir, overwrite=True) as staging:
         write_run_dir(
-            model, run_config, data, history, target, logs_dir=logs if os.path.isdir(logs) else None
+            model,
+            run_config,
+            data,
+            history,
+            staging,
+            logs_dir=logs if os.path.isdir(logs) else None,
         )
-        runs.write_json(
-            os.path.join(target, BEST_TRIAL_FILE),
+        write_json(
+            os.path.join(staging, BEST_TRIAL_FILE),
             {
                 "trial": best["trial"],
                 "objective": config.objective,
@@ -354,16 +361,6 @@ def _write_best_run(tuner, hypermodel, config, data, best, directory):
                 "search": os.path.abspath(directory),
             },
         )
-        if os.path.exists(best_dir):
-            old = tempfile.mkdtemp(prefix=".tmp-old-best-", dir=directory)
-            os.rename(best_dir, os.path.join(old, BEST_DIR))
-            os.rename(target, best_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(target, best_dir)
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
     return best_dir
 
 
@@ -387,13 +384,13 @@ def write_report(tuner, hypermodel, config, data, directory, role="single"):
         latent_dims=config.latent_dims,
         best_trial=best_trial,
     )
-    with open(os.path.join(directory, CSV_FILE), "w") as f:
-        f.write(report.format_csv(rows, searched, config.objective))
+    write_text(
+        os.path.join(directory, CSV_FILE), report.format_csv(rows, searched, config.objective)
+    )
     best_dir = None
     if best is not None:
         best_dir = _write_best_run(tuner, hypermodel, config, data, best, directory)
-    with open(os.path.join(directory, TABLE_FILE), "w") as f:
-        f.write(table + "\n")
+    write_text(os.path.join(directory, TABLE_FILE), table + "\n")
     return SearchResult(directory, role, rows, best, best_dir, table)
 
 
@@ -417,7 +414,6 @@ def tune(config, progress=True):
         `<directory>/trials.txt` and `trials.csv`, the figure to
         `objective_vs_latent_dim.png`, the best model to `best/`.
     """
-    from tfvae.training.trainer import prepare
 
     config.validate()
     role = distributed_role()
@@ -426,7 +422,7 @@ def tune(config, progress=True):
     check_search_dir(config)
 
     os.makedirs(directory, exist_ok=True)
-    runs.write_json(os.path.join(directory, SETTINGS_FILE), config.to_dict())
+    write_json(os.path.join(directory, SETTINGS_FILE), config.to_dict())
     hypermodel = HyperAutoencoder(config, data)
     tuner = _make_tuner(config, hypermodel, directory, progress)
     if progress and role != "worker" and tuner.oracle.trials:
@@ -441,8 +437,6 @@ def tune(config, progress=True):
             f"{os.environ['KERASTUNER_ORACLE_PORT']}; the workers run the trials",
             flush=True,
         )
-
-    import keras
 
     with _quiet_search_noise():
         tuner.search(

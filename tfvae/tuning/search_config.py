@@ -6,22 +6,12 @@ import math
 import os
 
 from tfvae.errors import TfvaeError
+from tfvae.models import registry
+from tfvae.settings import setting
 from tfvae.training.config import TrainConfig
 
 TUNER_NAMES = ("random", "bayesian", "hyperband")
 DEFAULT_LATENT_DIMS = (2, 4, 8, 16, 32, 64)
-# The metrics the models report in `fit` (their `val_` twins come from validation).
-MODEL_METRICS = {
-    "ae": ("loss", "reconstruction_loss"),
-    "dae": ("loss", "reconstruction_loss"),
-    "vae": ("loss", "reconstruction_loss", "kl_loss"),
-}
-
-
-def reported_metrics(model):
-    """The names `fit` logs for `model` (a `MODEL_NAMES` entry), validation twins included."""
-    names = MODEL_METRICS[model]
-    return (*names, *(f"val_{name}" for name in names))
 
 
 def _is_number(value):
@@ -95,14 +85,37 @@ class SearchConfig:
     """
 
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    latent_dims: tuple = DEFAULT_LATENT_DIMS
-    betas: tuple | None = None
-    learning_rates: tuple | None = None
-    widths: tuple | None = None
-    tuner: str = "random"
-    max_trials: int = 10
-    objective: str = "val_loss"
-    directory: str | None = None
+    latent_dims: tuple = setting(
+        DEFAULT_LATENT_DIMS, "Latent sizes to try.", kind="ints", distinct=True
+    )
+    betas: tuple | None = setting(
+        None, "KL weights to try (families with a beta setting: vae).", kind="floats", optional=True
+    )
+    learning_rates: tuple | None = setting(
+        None, "Adam step sizes to try.", kind="floats", optional=True
+    )
+    widths: tuple | None = setting(
+        None,
+        "Widths to try for every hidden dense layer (--hidden-units sets how many).",
+        kind="ints",
+        optional=True,
+    )
+    tuner: str = setting("random", "Keras Tuner's search algorithm.", choices=TUNER_NAMES)
+    max_trials: int = setting(
+        10, "Trials at most; the search also ends when every combination was tried.", minimum=1
+    )
+    objective: str = setting(
+        "val_loss",
+        "Metric to minimise: one the model family reports in fit (val_loss, "
+        "val_reconstruction_loss, val_kl_loss for vae) or a training twin.",
+    )
+    directory: str | None = setting(
+        None,
+        "Search directory; rerunning with the same flags resumes it. "
+        "Default: saved_models/tune-<model>-<dataset>-<arch>.",
+        optional=True,
+        flag="--dir",
+    )
 
     def __post_init__(self):
         if isinstance(self.train, dict):
@@ -125,9 +138,10 @@ class SearchConfig:
             )
         _check_choices("latent_dims", self.latent_dims, _positive_int, "positive integers")
         if self.betas is not None:
-            if self.train.model != "vae":
+            if self.train.family.setting("beta") is None:
+                owners = " or ".join(f.name for f in registry.owners_of("beta")[0])
                 raise TfvaeError(
-                    f"betas (the KL weight) apply to the VAE only. Received: betas="
+                    f"betas (the KL weight) apply to --model {owners} only. Received: betas="
                     f"{list(self.betas)!r} with model={self.train.model!r}"
                 )
             _check_choices("betas", self.betas, _finite_non_negative, "finite numbers >= 0")
@@ -152,7 +166,7 @@ class SearchConfig:
             raise TfvaeError(
                 f"max_trials must be a positive integer. Received: max_trials={self.max_trials!r}"
             )
-        allowed = reported_metrics(self.train.model)
+        allowed = self.train.family.reported_metrics()
         if self.objective not in allowed:
             raise TfvaeError(
                 f"objective {self.objective!r} is not reported by the {self.train.model} model; "

@@ -1,0 +1,1 @@
+"""File I/O: the one place that writes files and directories atomically, and reads them back."""

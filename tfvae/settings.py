@@ -1,0 +1,241 @@
+"""Settings declared once: type, default, bounds, choices, help and flag in one place.
+
+A config dataclass declares each field with `setting(...)`; a model family
+declares its own settings as `Setting` objects. From that one declaration
+come the validation (`check_fields`), the command-line flags
+(`add_arguments`), and the values read back from parsed flags
+(`values_from_args`), so a flag, its default, its help and its checks never
+drift apart.
+
+Example:
+
+>>> @dataclasses.dataclass
+... class Config:
+...     epochs: int = setting(50, "Passes over the training data.", minimum=1)
+>>> check_fields(Config(epochs=0))
+Traceback (most recent call last):
+TfvaeError: epochs must be a positive integer. Received: epochs=0
+"""
+
+import argparse
+import dataclasses
+
+from tfvae import checks
+from tfvae.errors import TfvaeError
+
+KINDS = ("int", "float", "str", "bool", "ints", "floats")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting: what it is, what values it takes, and its command-line flag.
+
+    Args:
+        name: str. The field name (`latent_dim`).
+        default: the default value.
+        help: str. One sentence for `--help` and the docs.
+        kind: str. `"int"`, `"float"`, `"str"`, `"bool"`, `"ints"` or
+            `"floats"` (tuples). Defaults to the default's type.
+        minimum, maximum: float or None. Inclusive bounds of numbers.
+        exclusive_minimum, exclusive_maximum: bool. Make a bound exclusive.
+        choices: tuple, or a callable returning one (read when checked, so
+            a registry can grow after the setting is declared).
+        optional: bool. `None` is allowed. Defaults to `False`.
+        flag: str or None. The flag; `None` derives `--latent-dim` from
+            the name; `""` means the setting has no flag.
+        metavar: str or None. Shown for the value in `--help`.
+        allow_empty: bool. For tuples: may be empty. Defaults to `True`.
+        distinct: bool. For tuples: no value twice. Defaults to `False`.
+        label: str or None. How errors name the setting when it is not
+            its field name ("architecture" for `arch`).
+        validator: callable or None. `validator(value)` runs after the
+            type and bound checks, returns the value, and raises
+            `TfvaeError` for what the declaration cannot say (a data set
+            name or a file path).
+    """
+
+    name: str
+    default: object
+    help: str
+    kind: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    choices: object = None
+    optional: bool = False
+    flag: str | None = None
+    metavar: str | None = None
+    allow_empty: bool = True
+    distinct: bool = False
+    label: str | None = None
+    validator: object = None
+
+    def __post_init__(self):
+        if self.kind is None:
+            object.__setattr__(self, "kind", _kind_of(self.default))
+        if self.kind not in KINDS:
+            raise TfvaeError(f"unknown setting kind {self.kind!r}; expected one of {list(KINDS)}")
+
+    @property
+    def flag_name(self):
+        return "--" + self.name.replace("_", "-") if self.flag is None else self.flag
+
+    def allowed_choices(self):
+        return tuple(self.choices()) if callable(self.choices) else self.choices
+
+    def check(self, value):
+        """Returns `value` normalized (tuples for lists); raises `TfvaeError` naming the setting."""
+        if value is None and self.optional:
+            return None
+        if self.kind in ("ints", "floats"):
+            value = self._check_sequence(value)
+        else:
+            value = self._check_one(self.name, value)
+        return value if self.validator is None else self.validator(value)
+
+    def _check_one(self, name, value):
+        allowed = self.allowed_choices()
+        if allowed is not None:
+            return checks.choice(self.label or name, value, allowed)
+        if self.kind == "bool":
+            return checks.boolean(name, value)
+        if self.kind == "str":
+            if not isinstance(value, str) or not value:
+                raise TfvaeError(f"{name} must be a non-empty string. Received: {name}={value!r}")
+            return value
+        if self.kind in ("int", "ints"):
+            if self.minimum == 1 and self.maximum is None:
+                return checks.positive_int(name, value)
+            if self.minimum == 0 and self.maximum is None:
+                return checks.non_negative_int(name, value)
+            if not checks.is_integer(value):
+                raise TfvaeError(f"{name} must be an integer. Received: {name}={value!r}")
+        return (
+            _number(self, name, value)
+            if self.kind in ("float", "floats")
+            else int(_number(self, name, value))
+        )
+
+    def _check_sequence(self, values):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TfvaeError(
+                f"{self.name} must be a list of values. Received: {self.name}={values!r}"
+            )
+        values = tuple(values)
+        if not self.allow_empty and not values:
+            raise TfvaeError(f"{self.name} needs at least one value. Received: {self.name}=()")
+        values = tuple(self._check_one(self.name, v) for v in values)
+        return checks.distinct(self.name, values) if self.distinct else values
+
+
+def _number(spec, name, value):
+    if spec.kind in ("int", "ints") and not checks.is_integer(value):
+        raise TfvaeError(f"{name} must be an integer. Received: {name}={value!r}")
+    return checks.number_in(
+        name,
+        value,
+        spec.minimum,
+        spec.maximum,
+        spec.exclusive_minimum,
+        spec.exclusive_maximum,
+    )
+
+
+def _kind_of(default):
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, (tuple, list)):
+        return "floats" if any(isinstance(v, float) for v in default) else "ints"
+    return "str"
+
+
+def setting(default, help, **options):
+    """A dataclass field declared as a `Setting` (see `Setting` for `options`)."""
+    spec = {"default": default, "help": help, **options}
+    if isinstance(default, (list, tuple)):
+        return dataclasses.field(default_factory=lambda: tuple(default), metadata={"setting": spec})
+    return dataclasses.field(default=default, metadata={"setting": spec})
+
+
+def settings_of(config_class):
+    """The `Setting`s a dataclass declares with `setting(...)`, in field order."""
+    return tuple(
+        Setting(name=field.name, **field.metadata["setting"])
+        for field in dataclasses.fields(config_class)
+        if "setting" in field.metadata
+    )
+
+
+def check_fields(config):
+    """Checks and normalizes every `setting(...)` field of the dataclass `config` in place."""
+    for spec in settings_of(type(config)):
+        setattr(config, spec.name, spec.check(getattr(config, spec.name)))
+
+
+def _argument_type(kind, name):
+    def parse(text):
+        try:
+            return int(text) if kind in ("int", "ints") else float(text)
+        except ValueError:
+            expected = "an integer" if kind in ("int", "ints") else "a number"
+            raise argparse.ArgumentTypeError(f"expected {expected}. Received: {text!r}") from None
+
+    parse.__name__ = name
+    return parse
+
+
+def add_arguments(parser, settings, defaults=None, unset=()):
+    """Adds one flag per setting to `parser` (an `ArgumentParser` or argument group).
+
+    Args:
+        parser: where the flags go.
+        settings: iterable of `Setting`.
+        defaults: dict or None. Defaults that differ from the settings' own
+            (a command whose demo trains 30 epochs).
+        unset: names whose flag defaults to `None` (not given), so the
+            caller can tell a given flag from a default one.
+    """
+    defaults = defaults or {}
+    for spec in settings:
+        if spec.flag == "":
+            continue
+        default = defaults.get(spec.name, spec.default)
+        shown = default
+        if isinstance(default, tuple):
+            default = list(default)
+        if spec.name in unset:
+            default = None
+        kwargs = {"dest": spec.name, "default": default, "metavar": spec.metavar}
+        if spec.kind == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+            kwargs.pop("metavar")
+            shown = {True: "on", False: "off", None: "see above"}.get(shown, shown)
+        elif spec.allowed_choices() is not None:
+            kwargs["choices"] = spec.allowed_choices()
+        elif spec.kind in ("int", "float"):
+            kwargs["type"] = int if spec.kind == "int" else float
+        elif spec.kind != "str":
+            kwargs["type"] = _argument_type(spec.kind, spec.name)
+        if spec.kind in ("ints", "floats"):
+            kwargs["nargs"] = "*" if spec.allow_empty else "+"
+        text = spec.help
+        if shown is not None:
+            value = " ".join(str(v) for v in shown) if isinstance(shown, tuple) else shown
+            text = f"{text} Default: {value if value != '' else '(none)'}"
+        kwargs["help"] = text.replace("%", "%%")  # argparse formats help text with %
+        parser.add_argument(spec.flag_name, **kwargs)
+
+
+def values_from_args(args, settings):
+    """`{name: value}` of `settings` in parsed `args`; flags left `None` are left out."""
+    values = {}
+    for spec in settings:
+        value = getattr(args, spec.name, None)
+        if value is not None:
+            values[spec.name] = tuple(value) if isinstance(value, list) else value
+    return values
