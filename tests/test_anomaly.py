@@ -274,8 +274,8 @@ def test_cli_ecg5000_then_rescore_with_run(tmp_path, capsys):
     "args,message",
     [
         (["--normal-digit", "12"], "normal_digit 12 is not a label of digits"),
-        (["--percentile", "0"], "--percentile must be in (0, 100). Received: 0"),
-        (["--fpr", "1"], "--fpr must be in (0, 1). Received: 1"),
+        (["--percentile", "0"], "percentile must be in (0, 100). Received: percentile=0.0"),
+        (["--fpr", "1"], "fpr must be in (0, 1). Received: fpr=1.0"),
         (["--normal", "n.npz"], "--normal and --test go together"),
         (["--ecg5000", "absent.csv"], "ECG5000 file not found: absent.csv"),
         (["--ecg5000", "a.csv", "--normal-digit", "3"], "--ecg5000 takes no"),

@@ -103,6 +103,7 @@ def build_workspace(root):
         ("truncated", real[: len(real) // 2]),
         ("textmodel", b"this is not a model\n"),
         ("lambda", None),
+        ("trainrun", real),
     ):
         run = os.path.join(root, name)
         os.makedirs(run)

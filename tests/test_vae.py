@@ -151,7 +151,7 @@ def test_sample_decodes_prior_draws(digits_binary):
 def test_vae_needs_a_probabilistic_encoder_and_valid_beta():
     with pytest.raises(TfvaeError, match="probabilistic=True"):
         VAE(Encoder(2), Decoder((4,)))
-    with pytest.raises(TfvaeError, match="beta must be a finite number >= 0. Received: beta=-1.0"):
+    with pytest.raises(TfvaeError, match="beta must be a finite number >= 0. Received: beta=-1"):
         VAE(Encoder(2, probabilistic=True), Decoder((4,)), beta=-1)
 
 

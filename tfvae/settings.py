@@ -189,7 +189,7 @@ def _argument_type(kind, name):
     return parse
 
 
-def add_arguments(parser, settings, defaults=None, unset=()):
+def add_arguments(parser, settings, defaults=None, unset=(), prefix=""):
     """Adds one flag per setting to `parser` (an `ArgumentParser` or argument group).
 
     Args:
@@ -199,6 +199,8 @@ def add_arguments(parser, settings, defaults=None, unset=()):
             (a command whose demo trains 30 epochs).
         unset: names whose flag defaults to `None` (not given), so the
             caller can tell a given flag from a default one.
+        prefix: str. Put before each name to make its `dest`, when two
+            configs of one command have settings of the same name.
     """
     defaults = defaults or {}
     for spec in settings:
@@ -210,7 +212,10 @@ def add_arguments(parser, settings, defaults=None, unset=()):
             default = list(default)
         if spec.name in unset:
             default = None
-        kwargs = {"dest": spec.name, "default": default, "metavar": spec.metavar}
+        metavar = spec.metavar
+        if metavar is None and prefix and spec.allowed_choices() is None:
+            metavar = spec.name.upper()  # not the prefixed dest
+        kwargs = {"dest": prefix + spec.name, "default": default, "metavar": metavar}
         if spec.kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
             kwargs.pop("metavar")
@@ -231,11 +236,11 @@ def add_arguments(parser, settings, defaults=None, unset=()):
         parser.add_argument(spec.flag_name, **kwargs)
 
 
-def values_from_args(args, settings):
+def values_from_args(args, settings, prefix=""):
     """`{name: value}` of `settings` in parsed `args`; flags left `None` are left out."""
     values = {}
     for spec in settings:
-        value = getattr(args, spec.name, None)
+        value = getattr(args, prefix + spec.name, None)
         if value is not None:
             values[spec.name] = tuple(value) if isinstance(value, list) else value
     return values

@@ -41,7 +41,13 @@ def _trained_mse(config, data, verbose):
 
 
 def compare_with_pca(
-    dataset="mnist5k", latent_dims=DEFAULT_LATENT_DIMS, epochs=30, seed=0, progress=print, verbose=0
+    dataset="mnist5k",
+    latent_dims=DEFAULT_LATENT_DIMS,
+    epochs=30,
+    seed=0,
+    progress=print,
+    verbose=0,
+    base=None,
 ):
     """Trains an AE and a VAE per latent size and compares their test MSE with PCA's.
 
@@ -56,18 +62,26 @@ def compare_with_pca(
         seed: int. Defaults to `0`.
         progress: callable taking a line of text, or None. Defaults to `print`.
         verbose: Keras `fit` verbosity. Defaults to `0`.
+        base: `TrainConfig` or None. The other settings of both models
+            (architecture, widths, batch size, optimizer, ...; the VAE's own
+            settings apply to the VAE). When given, its `dataset`, `epochs`
+            and `seed` are used and the three arguments above are not.
+            Defaults to `None`: `TrainConfig`'s defaults.
 
     Returns:
         `(rows, data)`: a list of `ComparisonRow` and the `DataSplits` used.
     """
+    if base is None:
+        base = TrainConfig(dataset=dataset, epochs=epochs, seed=seed)
     latent_dims = tuple(latent_dims)
     if not latent_dims:
         raise TfvaeError("latent_dims must name at least one latent size")
     if not all(checks.is_integer(d) and d >= 1 for d in latent_dims):
         raise TfvaeError(f"latent sizes must be positive integers. Received: {list(latent_dims)}")
+    # Each family keeps the base's settings that it declares (the VAE its beta).
     configs = {
-        (model, d): TrainConfig(
-            model=model, dataset=dataset, latent_dim=d, epochs=epochs, seed=seed, binarize=False
+        (model, d): TrainConfig.from_dict(
+            {**base.to_dict(), "model": model, "latent_dim": d, "binarize": False, "out": None}
         )
         for d in latent_dims
         for model in ("ae", "vae")

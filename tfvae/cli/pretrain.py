@@ -1,16 +1,23 @@
 """`tfvae pretrain`: the autoencoder as a pretrained feature extractor, against PCA and an RBM."""
 
+import argparse
 import os
 
+from tfvae import settings
 from tfvae.apps import pretraining
-from tfvae.apps.pretraining import DEFAULT_LABELS_PER_CLASS
 from tfvae.apps.pretraining import PretrainConfig
+from tfvae.cli.train import add_train_arguments
+from tfvae.cli.train import config_from_args as train_config_from_args
 from tfvae.errors import TfvaeError
 from tfvae.training.runs import check_new_run_dir
 
+# The pretrained autoencoder's own settings come from PretrainConfig; its
+# other settings are tfvae train's flags.
+SET_BY_PRETRAINING = ("model", "dataset", "latent_dim", "epochs", "seed", "out", "checkpoint_steps")
+PREFIX = "pretrain_"
+
 
 def add_pretrain_parser(commands):
-    defaults = PretrainConfig()
     parser = commands.add_parser(
         "pretrain",
         help="few-label classification: pretrained encoder (frozen, fine-tuned) against "
@@ -20,6 +27,11 @@ def add_pretrain_parser(commands):
         "split), and compares it with the same network from scratch, PCA features and RBM "
         "features. Prints the test accuracy table and writes results.json, accuracy.csv "
         "and accuracy_vs_labels.png into a new directory.",
+        epilog="examples:\n"
+        "  tfvae pretrain                                  # an AE on mnist5k first\n"
+        "  tfvae pretrain saved_models/<run> --labels-per-class 10 100\n"
+        "  tfvae pretrain --dataset digits --arch conv --filters 16 --hidden-units",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "run_dir",
@@ -30,81 +42,45 @@ def add_pretrain_parser(commands):
         "Default: train an autoencoder first",
     )
     parser.add_argument(
-        "--dataset",
-        default=None,
-        help=f"data set without RUN_DIR. Default: {defaults.dataset}",
-    )
-    parser.add_argument(
-        "--labels-per-class",
-        type=int,
-        nargs="+",
-        default=list(DEFAULT_LABELS_PER_CLASS),
-        help="Default: %(default)s",
-    )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=defaults.repeats,
-        help="label draws per setting, averaged. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=defaults.pretrain_epochs,
-        help="epochs of the unsupervised training: the autoencoder (without RUN_DIR) and "
-        "the RBM. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=defaults.steps,
-        help="optimizer steps of each supervised training. Default: %(default)s",
-    )
-    parser.add_argument(
-        "--latent-dim",
-        type=int,
-        default=None,
-        help=f"code size of the autoencoder trained without RUN_DIR. Default: {defaults.latent_dim}",
-    )
-    parser.add_argument(
-        "--rbm-hidden",
-        type=int,
-        default=defaults.rbm_hidden,
-        help="hidden units of the RBM. Default: %(default)s",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="Default: %(default)s")
-    parser.add_argument(
         "--out", default=None, help="Output directory (new). Default: saved_models/pretrain-..."
     )
+    settings.add_arguments(
+        parser.add_argument_group("pretraining"),
+        settings.settings_of(PretrainConfig),
+        unset=WITHOUT_RUN_DIR,
+        prefix=PREFIX,
+    )
+    add_train_arguments(parser, exclude=SET_BY_PRETRAINING, families=())
     parser.set_defaults(handler=run_pretrain)
 
 
+# Settings of the autoencoder that RUN_DIR replaces.
+WITHOUT_RUN_DIR = ("dataset", "latent_dim")
+
+
 def config_from_args(args):
+    values = settings.values_from_args(args, settings.settings_of(PretrainConfig), PREFIX)
+    autoencoder = train_config_from_args(args, model="ae", out=None)
     if args.run_dir is not None:
-        given = [
-            flag
-            for flag, value in (("--dataset", args.dataset), ("--latent-dim", args.latent_dim))
-            if value is not None
-        ]
+        given = [f"--{name.replace('_', '-')}" for name in WITHOUT_RUN_DIR if name in values]
         if given:
             raise TfvaeError(
                 f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} only used "
                 f"without RUN_DIR; the encoder of {args.run_dir} is used with its own data"
             )
-    if args.epochs < 1:
-        raise TfvaeError(f"--epochs must be a positive integer. Received: {args.epochs}")
-    defaults = PretrainConfig()
-    return PretrainConfig(
-        run_dir=args.run_dir,
-        dataset=args.dataset or defaults.dataset,
-        labels_per_class=tuple(args.labels_per_class),
-        repeats=args.repeats,
-        pretrain_epochs=args.epochs,
-        steps=args.steps,
-        latent_dim=args.latent_dim or defaults.latent_dim,
-        rbm_hidden=args.rbm_hidden,
-        seed=args.seed,
-    )
+        if autoencoder != _default_autoencoder():
+            raise TfvaeError(
+                "the model flags (--arch, --hidden-units, ...) are only used without RUN_DIR; "
+                f"the encoder of {args.run_dir} is the model it was trained with"
+            )
+    return PretrainConfig(run_dir=args.run_dir, autoencoder=autoencoder, **values)
+
+
+def _default_autoencoder():
+    """The autoencoder's settings when no model flag is given."""
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser, exclude=SET_BY_PRETRAINING, families=())
+    return train_config_from_args(parser.parse_args([]), model="ae")
 
 
 def run_pretrain(args):

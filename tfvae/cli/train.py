@@ -25,7 +25,7 @@ TRAIN_EXAMPLES = """examples:
 """
 
 
-def add_train_arguments(parser, exclude=(), defaults=None):
+def add_train_arguments(parser, exclude=(), defaults=None, families=None):
     """Adds the flags of every `TrainConfig` setting, and each model family's own, to `parser`.
 
     Every command that trains a model calls this, so they all take the same
@@ -37,6 +37,8 @@ def add_train_arguments(parser, exclude=(), defaults=None):
         exclude: names of settings this command sets itself (`tfvae tune`
             searches the latent size).
         defaults: dict or None. This command's own defaults.
+        families: names of the families whose own settings to offer, or
+            `None` for every registered family.
     """
     common = [s for s in train_settings() if s.name not in exclude]
     settings.add_arguments(
@@ -44,6 +46,8 @@ def add_train_arguments(parser, exclude=(), defaults=None):
     )
     declared = set()
     for family in registry.families():
+        if families is not None and family.name not in families:
+            continue
         own = [s for s in family.settings if s.name not in declared and s.name not in exclude]
         declared.update(s.name for s in own)
         if own:

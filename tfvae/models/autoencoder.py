@@ -1,10 +1,8 @@
 """The deterministic autoencoder."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tfvae.math.likelihoods import get_likelihood
 from tfvae.models import base
 from tfvae.models import registry
 
@@ -13,7 +11,7 @@ RECONSTRUCTION_ERRORS = {"gaussian": "mean squared error", "bernoulli": "binary 
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class Autoencoder(base.TakesNoLabelsMixin, keras.Model):
+class Autoencoder(base.EncoderDecoderModel):
     """Deterministic autoencoder: `x -> z = encoder(x) -> decoder(z)`.
 
     Trained with a custom `train_step` on the per-example reconstruction
@@ -55,19 +53,10 @@ class Autoencoder(base.TakesNoLabelsMixin, keras.Model):
     }
 
     def __init__(self, encoder, decoder, likelihood="gaussian", **kwargs):
-        super().__init__(**kwargs)
-        # === Layers ===
-        self.encoder = encoder
-        self.decoder = decoder
-        # === Config ===
-        self.likelihood = get_likelihood(likelihood)
+        super().__init__(encoder, decoder, likelihood, **kwargs)
         self.loss_tracker, self.reconstruction_tracker = base.mean_trackers(
             "loss", "reconstruction_loss"
         )
-
-    @property
-    def latent_dim(self):
-        return self.encoder.latent_dim
 
     @property
     def metrics(self):
@@ -76,10 +65,6 @@ class Autoencoder(base.TakesNoLabelsMixin, keras.Model):
     def encode(self, x, training=False):
         """Returns the latent code `z` of `x`."""
         return self.encoder(x, training=training)
-
-    def decode(self, z, training=False):
-        """Returns the reconstruction (the likelihood's mean) for codes `z`."""
-        return self.likelihood.mean(tf.cast(self.decoder(z, training=training), tf.float32))
 
     def latent_code(self, x):
         """The deterministic latent code of `x`: `z`, `[batch, latent_dim]`."""
@@ -98,33 +83,9 @@ class Autoencoder(base.TakesNoLabelsMixin, keras.Model):
         """One line saying what `score` computes."""
         return f"reconstruction error ({RECONSTRUCTION_ERRORS[self.likelihood.name]} per feature)"
 
-    def serving_reconstruct(self, x):
-        """`{"reconstruction": call(x)}`, the exported `reconstruct` function."""
-        return {"reconstruction": self(x, training=False)}
-
     def serving_encode(self, x):
         """`{"z": encode(x)}`, the exported `encode` function."""
         return {"z": self.encode(x)}
-
-    def serving_decode(self, z):
-        """`{"reconstruction": decode(z)}`, the exported `decode` function."""
-        return {"reconstruction": self.decode(z)}
-
-    def initialize_output_bias(self, x):
-        """Starts the decoder at the data's mean: its output bias becomes the
-        likelihood parameters of the per-feature mean of `x`.
-
-        The network then learns deviations from the average example instead of
-        spending its first epochs finding it (for MNIST, several nats of
-        held-out likelihood after 50 epochs).
-        """
-        mean = np.mean(np.asarray(x, np.float64), axis=0)
-        self.decoder.set_output_bias(self.likelihood.params_for_mean(mean))
-
-    def build(self, input_shape):
-        self.encoder.build(input_shape)
-        self.decoder.build((None, self.latent_dim))
-        self.built = True
 
     def call(self, inputs, training=None):
         return self.decode(self.encode(inputs, training=training), training=training)
@@ -154,24 +115,6 @@ class Autoencoder(base.TakesNoLabelsMixin, keras.Model):
         x, target, sample_weight = base.unpack_inputs(self, data)
         terms = self.per_example_losses(x, target, training=False)
         return self._update_metrics(terms, sample_weight)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "encoder": keras.layers.serialize(self.encoder),
-                "decoder": keras.layers.serialize(self.decoder),
-                "likelihood": self.likelihood.name,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.layers.deserialize(config["encoder"])
-        config["decoder"] = keras.layers.deserialize(config["decoder"])
-        return cls(**config)
 
 
 def _build_autoencoder(config, data_shape, steps_per_epoch):

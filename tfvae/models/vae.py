@@ -1,19 +1,16 @@
 """The variational autoencoder."""
 
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
-from tfvae.math.likelihoods import get_likelihood
 from tfvae.math.losses import importance_weighted_bound
 from tfvae.math.losses import soft_clip
 from tfvae.models import base
 from tfvae.models import registry
-from tfvae.models.encoder import check_positive_int
 from tfvae.settings import Setting
 
 tfd = tfp.distributions
@@ -29,7 +26,7 @@ LOG_SCALE_PER_WEIGHT_UNIT = 10.0
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(base.TakesNoLabelsMixin, keras.Model):
+class VAE(base.EncoderDecoderModel):
     """Variational autoencoder trained on the evidence lower bound (ELBO).
 
     The encoder gives the posterior `q(z|x) = N(mu, diag(sigma^2))`; the
@@ -104,26 +101,14 @@ class VAE(base.TakesNoLabelsMixin, keras.Model):
         kl_warmup_steps=0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(encoder, decoder, likelihood, **kwargs)
         if not getattr(encoder, "probabilistic", False):
             raise TfvaeError("the VAE needs an Encoder built with probabilistic=True")
-        beta = float(beta)
-        if not math.isfinite(beta) or beta < 0:
-            raise TfvaeError(f"beta must be a finite number >= 0. Received: beta={beta!r}")
-        check_positive_int("iwae_samples", iwae_samples)
-        if (
-            isinstance(kl_warmup_steps, bool)
-            or not isinstance(kl_warmup_steps, int)
-            or kl_warmup_steps < 0
-        ):
-            raise TfvaeError(
-                f"kl_warmup_steps must be an integer >= 0. Received: kl_warmup_steps={kl_warmup_steps!r}"
-            )
+        beta = checks.number_in("beta", beta, low=0)
+        iwae_samples = checks.positive_int("iwae_samples", iwae_samples)
+        kl_warmup_steps = checks.non_negative_int("kl_warmup_steps", kl_warmup_steps)
 
         # === Layers ===
-        self.encoder = encoder
-        self.decoder = decoder
-        self.likelihood = get_likelihood(likelihood)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
         self.observation_log_scale = None
         if self.likelihood.has_scale:
@@ -139,10 +124,6 @@ class VAE(base.TakesNoLabelsMixin, keras.Model):
         self.loss_tracker, self.reconstruction_tracker, self.kl_tracker = base.mean_trackers(
             "loss", "reconstruction_loss", "kl_loss"
         )
-
-    @property
-    def latent_dim(self):
-        return self.encoder.latent_dim
 
     @property
     def metrics(self):
@@ -173,10 +154,6 @@ class VAE(base.TakesNoLabelsMixin, keras.Model):
     def encode(self, x, training=False):
         """Returns the posterior's `(mu, sigma)` for inputs `x`."""
         return self.encoder(x, training=training)
-
-    def decode(self, z, training=False):
-        """Returns the likelihood's mean for latent codes `z`."""
-        return self.likelihood.mean(tf.cast(self.decoder(z, training=training), tf.float32))
 
     def reparameterize(self, mu, sigma, eps=None):
         """`z = mu + sigma * eps`; `eps ~ N(0, I)` from the model's seed unless given."""
@@ -249,38 +226,14 @@ class VAE(base.TakesNoLabelsMixin, keras.Model):
             "-log p(x | mu) + KL(q(z | x) || p(z))"
         )
 
-    def serving_reconstruct(self, x):
-        """`{"reconstruction": call(x)}`, the exported `reconstruct` function."""
-        return {"reconstruction": self(x, training=False)}
-
     def serving_encode(self, x):
         """`{"mean": mu, "scale": sigma}` of `q(z | x)`, the exported `encode` function."""
         mean, scale = self.encode(x)
         return {"mean": mean, "scale": scale}
 
-    def serving_decode(self, z):
-        """`{"reconstruction": decode(z)}`, the exported `decode` function."""
-        return {"reconstruction": self.decode(z)}
-
     def serving_sample(self, eps):
         """`{"sample": sample(None, eps)}`: decoded prior draws `z = eps`, the exported `sample`."""
         return {"sample": self.sample(None, eps=eps)}
-
-    def initialize_output_bias(self, x):
-        """Starts the decoder at the data's mean: its output bias becomes the
-        likelihood parameters of the per-feature mean of `x`.
-
-        The network then learns deviations from the average example instead of
-        spending its first epochs finding it (for MNIST, several nats of
-        held-out likelihood after 50 epochs).
-        """
-        mean = np.mean(np.asarray(x, np.float64), axis=0)
-        self.decoder.set_output_bias(self.likelihood.params_for_mean(mean))
-
-    def build(self, input_shape):
-        self.encoder.build(input_shape)
-        self.decoder.build((None, self.latent_dim))
-        self.built = True
 
     def call(self, inputs, training=None):
         mu, _ = self.encode(inputs, training=training)
@@ -404,23 +357,13 @@ class VAE(base.TakesNoLabelsMixin, keras.Model):
         config = super().get_config()
         config.update(
             {
-                "encoder": keras.layers.serialize(self.encoder),
-                "decoder": keras.layers.serialize(self.decoder),
                 "beta": self.beta,
-                "likelihood": self.likelihood.name,
                 "seed": self.seed,
                 "iwae_samples": self.iwae_samples,
                 "kl_warmup_steps": self.kl_warmup_steps,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.layers.deserialize(config["encoder"])
-        config["decoder"] = keras.layers.deserialize(config["decoder"])
-        return cls(**config)
 
 
 def _build_vae(config, data_shape, steps_per_epoch):

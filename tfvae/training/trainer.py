@@ -81,6 +81,18 @@ def prepare(config):
         validation_fraction=config.validation_fraction,
         seed=config.seed,
     )
+    check_data(config, data)
+    return data
+
+
+def check_data(config, data):
+    """Raises `TfvaeError` unless the model `config` describes can train on `data`.
+
+    The data must suit the architecture (images for conv, of a size the
+    strides divide), the likelihood (Bernoulli needs [0, 1]) and the range
+    the model family declares.
+    """
+    config.validate()
     data.check_for(config.arch, config.resolved_likelihood)
     family = config.family
     if family.value_range is not None:
@@ -93,7 +105,6 @@ def prepare(config):
             )
     if config.arch == "conv":
         check_conv_shape(data.data_shape, config.filters)
-    return data
 
 
 def build_optimizer(config, steps_per_epoch=None):

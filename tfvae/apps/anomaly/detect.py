@@ -12,16 +12,13 @@ from tfvae.apps.anomaly.thresholds import check_false_positive_rate
 from tfvae.apps.anomaly.thresholds import check_percentile
 from tfvae.apps.anomaly.thresholds import false_positive_rate_at
 from tfvae.errors import TfvaeError
-from tfvae.models.decoder import check_conv_shape
 from tfvae.training.recipe import fit_model
+from tfvae.training.trainer import check_data
 
 
 def check_model_fits(config, splits):
     """Raises `TfvaeError` unless the model `config` describes can train on `splits`."""
-    config.validate()
-    splits.check_for(config.arch, config.resolved_likelihood)
-    if config.arch == "conv":
-        check_conv_shape(splits.data_shape, config.filters)
+    check_data(config, splits)
 
 
 def train_on_normal(config, splits, verbose="auto"):

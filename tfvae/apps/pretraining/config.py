@@ -6,6 +6,7 @@ from tfvae import checks
 from tfvae.errors import TfvaeError
 from tfvae.settings import check_fields
 from tfvae.settings import setting
+from tfvae.training.config import TrainConfig
 
 METHODS = ("frozen", "fine-tuned", "scratch", "pca", "rbm")
 METHOD_TITLES = {
@@ -59,6 +60,11 @@ class PretrainConfig:
             chains. Defaults to `20`.
         seed: int. Seeds the label draws, initializations and shuffling.
             Defaults to `0`.
+        autoencoder: `TrainConfig` or None. The other settings of the
+            autoencoder trained without `run_dir` (architecture, widths,
+            batch size, optimizer, ...); its model is `"ae"` and its data
+            set, latent size, epochs and seed are the fields above.
+            Defaults to `None`: `TrainConfig`'s defaults.
 
     Example:
 
@@ -85,12 +91,15 @@ class PretrainConfig:
     )
     repeats: int = setting(3, "Label draws per setting, averaged.", minimum=1)
     steps: int = setting(1000, "Optimizer steps of each supervised training.", minimum=1)
-    batch_size: int = setting(32, "Batch size of supervised training.", minimum=1)
+    batch_size: int = setting(
+        32, "Batch size of supervised training.", minimum=1, flag="--supervised-batch-size"
+    )
     learning_rate: float = setting(
         1e-3,
         "Adam's step size when an encoder learns with the head.",
         minimum=0,
         exclusive_minimum=True,
+        flag="--supervised-learning-rate",
     )
     head_learning_rate: float = setting(
         1e-2, "Adam's step size when the head alone learns.", minimum=0, exclusive_minimum=True
@@ -112,10 +121,28 @@ class PretrainConfig:
         20, "The RBM's batch size and number of persistent chains.", minimum=1
     )
     seed: int = setting(0, "Seeds the label draws, initializations and shuffling.", minimum=0)
+    autoencoder: TrainConfig | None = None
 
     def __post_init__(self):
         self.labels_per_class = tuple(self.labels_per_class)
+        if isinstance(self.autoencoder, dict):
+            self.autoencoder = TrainConfig.from_dict(self.autoencoder)
         self.validate()
+
+    def autoencoder_config(self):
+        """The `TrainConfig` of the autoencoder trained without `run_dir`."""
+        base = self.autoencoder.to_dict() if self.autoencoder is not None else {}
+        return TrainConfig.from_dict(
+            {
+                **base,
+                "model": "ae",
+                "dataset": self.dataset,
+                "latent_dim": self.latent_dim,
+                "epochs": self.pretrain_epochs,
+                "seed": self.seed,
+                "out": None,
+            }
+        )
 
     def validate(self):
         """Raises `TfvaeError` naming the first invalid setting."""
@@ -134,6 +161,7 @@ class PretrainConfig:
         check_fields(self)
 
     def to_dict(self):
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["labels_per_class"] = list(self.labels_per_class)
+        data["autoencoder"] = self.autoencoder_config().to_dict()
         return data

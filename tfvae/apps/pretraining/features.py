@@ -8,7 +8,6 @@ from sklearn.decomposition import PCA
 
 from tfvae.errors import TfvaeError
 from tfvae.models.rbm import RBM
-from tfvae.training.config import TrainConfig
 from tfvae.training.recipe import fit_model
 from tfvae.training.runs import load_run
 from tfvae.training.trainer import prepare
@@ -50,13 +49,7 @@ def load_pretrained(config, verbose=0):
         data = prepare(train_config)
         _check_labels(data, config)
         return model.encoder, data, f"run {config.run_dir}"
-    train_config = TrainConfig(
-        model="ae",
-        dataset=config.dataset,
-        latent_dim=config.latent_dim,
-        epochs=config.pretrain_epochs,
-        seed=config.seed,
-    )
+    train_config = config.autoencoder_config()
     data = prepare(train_config)
     _check_labels(data, config)
     model, _ = fit_model(train_config, data, validation=False, verbose=verbose)
