@@ -30,8 +30,8 @@ from common import examples_per_second  # noqa: E402
 from common import print_json_line  # noqa: E402
 
 from tfvae.training.config import TrainConfig  # noqa: E402
-from tfvae.training.trainer import build_compiled_model  # noqa: E402
-from tfvae.training.trainer import count_steps_per_epoch  # noqa: E402
+from tfvae.training.recipe import build_compiled_model  # noqa: E402
+from tfvae.training.recipe import count_steps_per_epoch  # noqa: E402
 
 
 def throughput(strategy, data, epochs):

@@ -30,8 +30,8 @@ from common import reference_log_weights  # noqa: E402
 from tfvae.evaluation.metrics import estimate_nll  # noqa: E402
 from tfvae.evaluation.metrics import importance_sampled_nll  # noqa: E402
 from tfvae.training.config import TrainConfig  # noqa: E402
-from tfvae.training.trainer import build_compiled_model  # noqa: E402
-from tfvae.training.trainer import count_steps_per_epoch  # noqa: E402
+from tfvae.training.recipe import build_compiled_model  # noqa: E402
+from tfvae.training.recipe import count_steps_per_epoch  # noqa: E402
 
 
 def reference_negative_elbo(reference, x, seed=0):

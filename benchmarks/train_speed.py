@@ -46,7 +46,7 @@ def run_worker(which, epochs):
         precision = "float32"
     else:
         from tfvae.training.config import TrainConfig
-        from tfvae.training.trainer import build_compiled_model
+        from tfvae.training.recipe import build_compiled_model
 
         # The reference's optimizer exactly: Adam 1e-3, constant.
         config = TrainConfig(

@@ -9,8 +9,8 @@ from tfvae.cli import main
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.baselines import pca_reconstruction_mse
 from tfvae.training.config import TrainConfig
-from tfvae.training.trainer import build_compiled_model
-from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.recipe import build_compiled_model
+from tfvae.training.recipe import count_steps_per_epoch
 
 
 def test_pca_mse_matches_a_truncated_svd(digits):

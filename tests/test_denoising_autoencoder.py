@@ -22,8 +22,8 @@ from tfvae.models import build_model
 from tfvae.models import get_family
 from tfvae.models.denoising_autoencoder import add_gaussian_noise
 from tfvae.training.config import TrainConfig
-from tfvae.training.trainer import build_compiled_model
-from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.recipe import build_compiled_model
+from tfvae.training.recipe import count_steps_per_epoch
 from tfvae.tuning.search_config import SearchConfig
 
 

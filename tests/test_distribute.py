@@ -41,8 +41,8 @@ def test_unknown_strategy_is_named():
 
 def test_replicated_models_run_one_step_per_graph_call(digits_binary, two_cpu_strategies):
     """Keras 3.15 fails with several steps per call on several replicas, so tfvae uses one."""
-    from tfvae.training.trainer import build_compiled_model
-    from tfvae.training.trainer import count_steps_per_epoch
+    from tfvae.training.recipe import build_compiled_model
+    from tfvae.training.recipe import count_steps_per_epoch
 
     _, mirrored = two_cpu_strategies
     config = TrainConfig(dataset="digits", hidden_units=(16,), latent_dim=2, epochs=1)

@@ -61,7 +61,7 @@ def test_saved_run_model_loads_in_a_fresh_process(tmp_path, digits_binary):
     """A compiled model names FusedAdam; loading it must not need the training modules."""
     from tfvae.io.model_files import save_model_file
     from tfvae.training.config import TrainConfig
-    from tfvae.training.trainer import build_compiled_model
+    from tfvae.training.recipe import build_compiled_model
 
     config = TrainConfig(dataset="digits", epochs=1, lr_schedule="constant")
     model = build_compiled_model(config, digits_binary.data_shape)

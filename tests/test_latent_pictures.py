@@ -14,8 +14,8 @@ from tfvae.models import Decoder
 from tfvae.models import DenoisingAutoencoder
 from tfvae.models import Encoder
 from tfvae.training.config import TrainConfig
-from tfvae.training.trainer import build_compiled_model
-from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.recipe import build_compiled_model
+from tfvae.training.recipe import count_steps_per_epoch
 
 
 def small_vae(latent_dim=3, seed=0):

@@ -17,8 +17,8 @@ from tfvae.io.atomic import write_json
 from tfvae.io.model_files import save_model_file
 from tfvae.training import runs
 from tfvae.training.config import TrainConfig
-from tfvae.training.trainer import build_compiled_model
-from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.recipe import build_compiled_model
+from tfvae.training.recipe import count_steps_per_epoch
 from tfvae.training.trainer import prepare
 
 

@@ -27,7 +27,7 @@ from tfvae.training import runs
 from tfvae.training.callbacks import TrainingBackup
 from tfvae.training.callbacks import latest_checkpoint
 from tfvae.training.config import TrainConfig
-from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.recipe import count_steps_per_epoch
 from tfvae.training.trainer import prepare
 from tfvae.training.trainer import train
 
@@ -257,7 +257,7 @@ def test_pipeline_order_depends_only_on_seed_and_epoch(digits):
 
 
 def test_a_save_killed_halfway_leaves_the_previous_checkpoint(tmp_path, digits_binary):
-    from tfvae.training.trainer import build_compiled_model
+    from tfvae.training.recipe import build_compiled_model
 
     config = TrainConfig(dataset="digits", hidden_units=(8,), epochs=2)
     steps = count_steps_per_epoch(config, digits_binary)

@@ -4,9 +4,9 @@ import pytest
 from tfvae.errors import TfvaeError
 from tfvae.training.config import TrainConfig
 from tfvae.training.fused_adam import FusedAdam
-from tfvae.training.trainer import build_compiled_model
-from tfvae.training.trainer import build_optimizer
-from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.recipe import build_compiled_model
+from tfvae.training.recipe import build_optimizer
+from tfvae.training.recipe import count_steps_per_epoch
 
 
 def test_default_optimizer_is_adamw_with_cosine_decay_to_zero(digits_binary):

@@ -1,15 +1,92 @@
 """The recipe for training a model outside `tfvae train`: build it seeded, fit it on the seeded pipeline.
 
-The applications (anomaly detection, pretraining, the PCA comparison) and
-the tuner's hypermodel train through these functions, so a model they train
-is the one `tfvae train` would train from the same config and data: the same
-seed, initialization, optimizer and batch order. `tfvae train` itself runs
-its own resumable loop with checkpoints (`tfvae.training.trainer.train`).
+`tfvae train` (`tfvae.training.trainer.train`, which adds checkpoints,
+resuming and the run directory), the applications (anomaly detection,
+pretraining, the PCA comparison) and the tuner's hypermodel all build and
+fit through these functions, so a model trained anywhere is the one
+`tfvae train` would train from the same config and data: the same seed,
+initialization, optimizer and batch order.
 """
 
+import math
+
+import keras
+import tensorflow as tf
+
+from tfvae.errors import TfvaeError
+from tfvae.models import build_model
 from tfvae.training.distribute import make_strategy
-from tfvae.training.trainer import build_compiled_model
-from tfvae.training.trainer import count_steps_per_epoch
+from tfvae.training.fused_adam import FusedAdam
+
+
+def build_optimizer(config, steps_per_epoch=None):
+    """Adam, or AdamW with `config.weight_decay`, with the configured step-size schedule."""
+
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        if not steps_per_epoch:
+            raise TfvaeError("the cosine schedule needs steps_per_epoch to know the run's length")
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=config.epochs * steps_per_epoch
+        )
+    # Keras's Adam (AdamW with weight decay), each variable's update fused
+    # into one kernel: a third of a default train step on CPU otherwise.
+    optimizer = FusedAdam(learning_rate, weight_decay=config.weight_decay or None)
+    if config.weight_decay:
+        # Decay pulls weights to 0; for the Gaussian's log-scale that means scale 1.
+        optimizer.exclude_from_weight_decay(var_names=["observation_log_scale"])
+    if config.resolved_precision == "mixed_float16":
+        # float16 gradients underflow without loss scaling; the models are
+        # float32 at the top, so Keras would not add it by itself.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None):
+    """The model `config` describes: seeded, built, initialised and compiled.
+
+    Args:
+        config: `TrainConfig`.
+        data_shape: tuple of int.
+        steps_per_epoch: int or None. Converts the cosine schedule's and the
+            KL warm-up's lengths from epochs to steps; needed for either.
+        x_train: array or None. When given, the decoder's output bias starts
+            at the training data's mean (see `VAE.initialize_output_bias`).
+    """
+
+    if config.deterministic:
+        enable_determinism()
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config, data_shape, steps_per_epoch)
+    if x_train is not None:
+        model.initialize_output_bias(x_train)
+
+    # Keras 3.15 cannot run several steps per graph call on several replicas.
+    replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
+    steps_per_execution = 1 if replicated else config.steps_per_execution
+    if steps_per_epoch:
+        # More steps per call than an epoch has shows as "32/1" in the progress bar.
+        steps_per_execution = min(steps_per_execution, steps_per_epoch)
+    model.compile(
+        optimizer=build_optimizer(config, steps_per_epoch),
+        jit_compile=config.jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def enable_determinism():
+    """Makes TensorFlow's ops deterministic for the rest of the process.
+
+    `tf.config.experimental.enable_op_determinism` is global and cannot be
+    undone, so it runs only for a run that asks (`deterministic=True`).
+    """
+
+    tf.config.experimental.enable_op_determinism()
+
+
+def count_steps_per_epoch(config, data):
+    return math.ceil(len(data.x_train) / config.batch_size)
 
 
 def compiled_model(config, data):
@@ -36,6 +113,7 @@ def fit_on_splits(
     validation=True,
     epochs=None,
     initial_epoch=0,
+    skip_batches=0,
     callbacks=(),
     verbose="auto",
 ):
@@ -51,11 +129,19 @@ def fit_on_splits(
             `config.epochs`. Defaults to `None`.
         initial_epoch: int. The epoch to start at (a continued run).
             Defaults to `0`.
+        skip_batches: int. Batches of `initial_epoch` already trained (a
+            run resumed inside an epoch). Defaults to `0`.
         callbacks: sequence of `keras.callbacks.Callback`. Defaults to `()`.
         verbose: Keras `fit` verbosity. Defaults to `"auto"`.
     """
     return model.fit(
-        data.pipeline("train", config.batch_size, seed=config.seed),
+        data.pipeline(
+            "train",
+            config.batch_size,
+            seed=config.seed,
+            first_epoch=initial_epoch,
+            skip_batches=skip_batches,
+        ),
         validation_data=data.pipeline("val", config.batch_size) if validation else None,
         epochs=config.epochs if epochs is None else epochs,
         initial_epoch=initial_epoch,

@@ -13,13 +13,11 @@ deleted, so `<run_dir>` is complete or absent. A killed run leaves
 """
 
 import dataclasses
-import math
 import os
 import shutil
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfvae.data.datasets import load_dataset
 from tfvae.errors import TfvaeError
@@ -31,7 +29,6 @@ from tfvae.io.atomic import staged_dir
 from tfvae.io.atomic import timestamped_dir
 from tfvae.io.atomic import write_json
 from tfvae.io.model_files import save_model_file
-from tfvae.models import build_model
 from tfvae.models.decoder import check_conv_shape
 from tfvae.training import runs
 from tfvae.training.callbacks import DivergenceGuard
@@ -40,7 +37,9 @@ from tfvae.training.callbacks import TrainingDiverged
 from tfvae.training.callbacks import latest_checkpoint
 from tfvae.training.config import TrainConfig
 from tfvae.training.distribute import make_strategy
-from tfvae.training.fused_adam import FusedAdam
+from tfvae.training.recipe import build_compiled_model
+from tfvae.training.recipe import count_steps_per_epoch
+from tfvae.training.recipe import fit_on_splits
 
 DEFAULT_RUNS_ROOT = "saved_models"
 PARTIAL_SUFFIX = ".partial"
@@ -105,76 +104,6 @@ def check_data(config, data):
             )
     if config.arch == "conv":
         check_conv_shape(data.data_shape, config.filters)
-
-
-def build_optimizer(config, steps_per_epoch=None):
-    """Adam, or AdamW with `config.weight_decay`, with the configured step-size schedule."""
-
-    learning_rate = config.learning_rate
-    if config.lr_schedule == "cosine":
-        if not steps_per_epoch:
-            raise TfvaeError("the cosine schedule needs steps_per_epoch to know the run's length")
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=config.epochs * steps_per_epoch
-        )
-    # Keras's Adam (AdamW with weight decay), each variable's update fused
-    # into one kernel: a third of a default train step on CPU otherwise.
-    optimizer = FusedAdam(learning_rate, weight_decay=config.weight_decay or None)
-    if config.weight_decay:
-        # Decay pulls weights to 0; for the Gaussian's log-scale that means scale 1.
-        optimizer.exclude_from_weight_decay(var_names=["observation_log_scale"])
-    if config.resolved_precision == "mixed_float16":
-        # float16 gradients underflow without loss scaling; the models are
-        # float32 at the top, so Keras would not add it by itself.
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None):
-    """The model `config` describes: seeded, built, initialised and compiled.
-
-    Args:
-        config: `TrainConfig`.
-        data_shape: tuple of int.
-        steps_per_epoch: int or None. Converts the cosine schedule's and the
-            KL warm-up's lengths from epochs to steps; needed for either.
-        x_train: array or None. When given, the decoder's output bias starts
-            at the training data's mean (see `VAE.initialize_output_bias`).
-    """
-
-    if config.deterministic:
-        enable_determinism()
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config, data_shape, steps_per_epoch)
-    if x_train is not None:
-        model.initialize_output_bias(x_train)
-
-    # Keras 3.15 cannot run several steps per graph call on several replicas.
-    replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
-    steps_per_execution = 1 if replicated else config.steps_per_execution
-    if steps_per_epoch:
-        # More steps per call than an epoch has shows as "32/1" in the progress bar.
-        steps_per_execution = min(steps_per_execution, steps_per_epoch)
-    model.compile(
-        optimizer=build_optimizer(config, steps_per_epoch),
-        jit_compile=config.jit_compile,
-        steps_per_execution=steps_per_execution,
-    )
-    return model
-
-
-def enable_determinism():
-    """Makes TensorFlow's ops deterministic for the rest of the process.
-
-    `tf.config.experimental.enable_op_determinism` is global and cannot be
-    undone, so it runs only for a run that asks (`deterministic=True`).
-    """
-
-    tf.config.experimental.enable_op_determinism()
-
-
-def count_steps_per_epoch(config, data):
-    return math.ceil(len(data.x_train) / config.batch_size)
 
 
 def write_run_files(model, config, data, history, directory):
@@ -269,20 +198,15 @@ def _fit(model, config, data, steps, backup, staging, verbose, callbacks):
         # The guard comes first: a non-finite step stops training before
         # the backup could save it.
         guard = DivergenceGuard(steps, skip_batches=skip_batches)
-        model.fit(
-            data.pipeline(
-                "train",
-                config.batch_size,
-                seed=config.seed,
-                first_epoch=first_epoch,
-                skip_batches=skip_batches,
-            ),
-            validation_data=data.pipeline("val", config.batch_size),
-            initial_epoch=first_epoch,
+        fit_on_splits(
+            model,
+            config,
+            data,
             epochs=last_epoch,
+            initial_epoch=first_epoch,
+            skip_batches=skip_batches,
             callbacks=[guard, backup, tensorboard, *callbacks],
             verbose=verbose,
-            shuffle=False,  # the pipeline shuffles, seeded
         )
 
     if batch:
