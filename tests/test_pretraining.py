@@ -158,7 +158,7 @@ def test_full_comparison_on_mnist5k():
     """The defaults of `tfvae pretrain` (2 to 4 minutes on 2 shared cores)."""
     result = compare_pretraining(PretrainConfig(), progress=None)
     mean = {(r.method, r.labels_per_class): r.mean for r in result.rows}
-    # Measured (README table): fine-tuned 0.756 / 0.891 / 0.914 against scratch
+    # Measured (docs/pretraining.md table): fine-tuned 0.756 / 0.891 / 0.914 against scratch
     # 0.729 / 0.875 / 0.913 at 10 / 50 / 100 labels per class; the gap closes
     # as labels grow. RBM 0.806 / 0.897 / 0.912, PCA 0.666 / 0.810 / 0.835.
     assert mean[("fine-tuned", 10)] > mean[("scratch", 10)] + 0.01

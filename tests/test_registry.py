@@ -156,6 +156,9 @@ def test_import_tfvae_is_enough_to_load_a_saved_model(tmp_path):
         "import tfvae\nimport keras\n"
         f"model = keras.models.load_model({path!r}, safe_mode=True)\n"
         "print(type(model).__name__, model.latent_dim)\n"
+        "import pkgutil, sys, tfvae.models\n"
+        "names = [m.name for m in pkgutil.iter_modules(tfvae.models.__path__)]\n"
+        "assert all(f'tfvae.models.{n}' in sys.modules for n in names), names\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -165,6 +168,7 @@ def test_import_tfvae_is_enough_to_load_a_saved_model(tmp_path):
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert result.returncode == 0, result.stderr
+    # Every module of tfvae.models was imported: a family in a new file registers itself.
     assert result.stdout.strip() == "VAE 16"
     # `import tfvae` holds back TensorFlow's native start-up log.
     assert "absl::InitializeLog" not in result.stderr

@@ -1,5 +1,6 @@
 """`tfvae export`: a run directory to a TF Serving SavedModel and verified TFLite files."""
 
+import argparse
 import os
 
 from tfvae._startup import native_stderr_captured
@@ -12,7 +13,17 @@ from tfvae.export.run import EXPORT_FORMATS
 
 def add_export_parser(commands):
     parser = commands.add_parser(
-        "export", help="export a run for TensorFlow Serving (SavedModel) and devices (TFLite)"
+        "export",
+        help="export a run for TensorFlow Serving (SavedModel) and devices (TFLite)",
+        description="Exports a run as a TF Serving model version (SavedModel with named "
+        "signatures) and as float32, dynamic-range and int8 TFLite files, checks every "
+        "exported form against the Keras model on held-out data, and rewrites models.config.",
+        epilog="examples:\n"
+        "  tfvae export saved_models/<run>                   # SavedModel + TFLite, next version\n"
+        "  tfvae export saved_models/<run> --format tflite --base served\n"
+        '  docker run -p 8501:8501 -v "$PWD/saved_models:/models" tensorflow/serving \\\n'
+        "      --model_config_file=/models/models.config",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", help="a directory written by `tfvae train`")
     parser.add_argument(

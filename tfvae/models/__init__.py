@@ -1,8 +1,13 @@
 """Keras models: `Encoder`, `Decoder`, the autoencoders, the `VAE`, the `RBM`, and the registry.
 
-Importing this package registers every model family (each model file
-registers its own, see `tfvae.models.registry`).
+Importing this package imports every module in it, so each model family
+registers itself (each model file holds its own registration, see
+`tfvae.models.registry`): a new family is one new file here, and nothing
+else changes.
 """
+
+import importlib
+import pkgutil
 
 from tfvae.models.autoencoder import Autoencoder
 from tfvae.models.decoder import Decoder
@@ -29,3 +34,7 @@ __all__ = [
     "get_family",
     "register_family",
 ]
+
+# Every module of the package, so that a family in a new file registers too.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -57,6 +57,6 @@ def make_strategy(name="auto"):
     if not _tf_config_cluster():
         raise TfvaeError(
             "--strategy multiworker needs TF_CONFIG describing the cluster and this task; "
-            "see the README's 'Training on several devices'"
+            "see docs/distributed.md"
         )
     return tf.distribute.MultiWorkerMirroredStrategy()
