@@ -219,7 +219,7 @@ def add_arguments(parser, settings, defaults=None, unset=(), prefix=""):
         if spec.kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
             kwargs.pop("metavar")
-            shown = {True: "on", False: "off", None: "see above"}.get(shown, shown)
+            shown = {True: "on", False: "off"}.get(shown, shown)
         elif spec.allowed_choices() is not None:
             kwargs["choices"] = spec.allowed_choices()
         elif spec.kind in ("int", "float"):
