@@ -5,6 +5,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from tfvae.evaluation.metrics import evaluate_model
+from tfvae.evaluation.metrics import format_metrics
 from tfvae.evaluation.metrics import importance_sampled_nll
 from tfvae.math import losses
 from tfvae.models import VAE
@@ -13,6 +14,8 @@ from tfvae.models import Encoder
 from tfvae.models.encoder import LOG_VARIANCE_BOUNDS
 from tfvae.models.vae import LOG_SCALE_BOUNDS
 from tfvae.models.vae import LOG_SCALE_PER_WEIGHT_UNIT
+from tfvae.training.config import TrainConfig
+from tfvae.training.recipe import fit_model
 
 
 def _inverse_soft_clip(value, low, high):
@@ -121,3 +124,24 @@ def test_nll_needs_a_positive_sample_count(digits_binary):
         ValueError, match="num_samples must be a positive integer. Received: num_samples=0"
     ):
         importance_sampled_nll(vae, digits_binary.x_test[:3], num_samples=0)
+
+
+def test_a_beta_vae_reports_the_true_negative_elbo_not_its_training_objective(digits_binary):
+    """With beta = 0.1 the training loss is rec + 0.1 KL; the bound is rec + KL."""
+    config = TrainConfig(dataset="digits", beta=0.1, epochs=3, hidden_units=(32,), latent_dim=4)
+    model, _ = fit_model(config, digits_binary, validation=False, verbose=0)
+    metrics = evaluate_model(model, digits_binary, config.resolved_likelihood)
+    assert metrics["neg_elbo"] == pytest.approx(
+        metrics["reconstruction_loss"] + metrics["kl_loss"], rel=1e-6
+    )
+    assert metrics["loss"] == pytest.approx(
+        metrics["reconstruction_loss"] + 0.1 * metrics["kl_loss"], rel=1e-4
+    )
+    assert metrics["neg_elbo"] > metrics["loss"] + 0.5 * metrics["kl_loss"]
+    # Recomputed from the model's own terms on the whole test split, one posterior sample each.
+    terms = model.per_example_losses(digits_binary.x_test)
+    recomputed = float(np.mean(terms["reconstruction_loss"] + terms["kl_loss"]))
+    assert metrics["neg_elbo"] == pytest.approx(recomputed, rel=0.02)
+    report = format_metrics(config, metrics)
+    assert f"negative ELBO:        {metrics['neg_elbo']:10.3f}" in report
+    assert f"training objective:   {metrics['loss']:10.3f}" in report

@@ -106,7 +106,9 @@ def evaluate_model(model, data, likelihood, batch_size=256, nll_samples=0, verbo
     """Returns the test metrics of `model` on `data` (a `DataSplits`).
 
     Keys: the model's loss terms (`loss`, `reconstruction_loss` and, for the
-    VAE, `kl_loss`, in nats per example: `loss` is the negative ELBO),
+    VAE, `kl_loss`, in nats per example: `loss` is the training objective,
+    which weights the KL by beta), for the VAE `neg_elbo` (the negative
+    ELBO, `reconstruction_loss + kl_loss`, whatever beta was),
     `reconstruction_mse` (per feature, from the deterministic
     reconstruction), the independent-features baseline NLL, the data
     protocol and, for the VAE, `active_units` and, when `nll_samples > 0`,
@@ -119,6 +121,10 @@ def evaluate_model(model, data, likelihood, batch_size=256, nll_samples=0, verbo
     metrics["reconstruction_mse"] = float(np.mean((reconstruction - data.x_test) ** 2))
     metrics["baseline_nll"] = independent_features_nll(data.x_train, data.x_test, likelihood)
     metrics["test_examples"] = int(len(data.x_test))
+    if "kl_loss" in metrics:
+        # The bound itself, with the KL unweighted: `loss` is the training
+        # objective, which weights the KL by beta.
+        metrics["neg_elbo"] = metrics["reconstruction_loss"] + metrics["kl_loss"]
     family = family_of(model)
     if family.can("prior"):
         metrics["active_units"] = active_units(posterior_means(model, data.x_test))
@@ -150,10 +156,15 @@ def format_metrics(config, metrics):
     ]
     if "kl_loss" in metrics:
         lines += [
-            f"negative ELBO:        {metrics['loss']:10.3f} nats/example",
+            f"negative ELBO:        {metrics['neg_elbo']:10.3f} nats/example",
             f"  reconstruction NLL: {metrics['reconstruction_loss']:10.3f}",
             f"  KL(q(z|x) || p(z)): {metrics['kl_loss']:10.3f}",
         ]
+        if not math.isclose(metrics["loss"], metrics["neg_elbo"], rel_tol=1e-6, abs_tol=1e-6):
+            lines.append(
+                f"training objective:   {metrics['loss']:10.3f} (the KL weighted by beta; "
+                "not a bound on -log p(x))"
+            )
         if "nll" in metrics:
             lines.append(
                 f"-log p(x), importance-sampled (K={metrics['nll_samples']}): "
