@@ -8,11 +8,11 @@ import numpy as np
 from tfvae import checks
 from tfvae.data.datasets import load_dataset
 from tfvae.export import layout
+from tfvae.export import verification
 from tfvae.export.saved_model import write_saved_model
 from tfvae.export.signatures import float32_model
 from tfvae.export.tflite import TFLITE_FORMATS
 from tfvae.export.tflite import write_tflite_version
-from tfvae.export.verification import verify_saved_model
 from tfvae.io.atomic import Transaction
 from tfvae.training.runs import load_run
 
@@ -115,7 +115,7 @@ def export_run(
             saved_model_path = os.path.join(target, str(version))
             staging = transaction.stage(saved_model_path)
             write_saved_model(model, staging)
-            rows += verify_saved_model(staging, model, heldout)
+            rows += verification.verify_saved_model(staging, model, heldout)
         if with_tflite:
             tflite_path = os.path.join(layout.tflite_dir(base_dir, name), str(version))
             staging = transaction.stage(tflite_path)
