@@ -29,6 +29,8 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     "dev": [
         "pytest>=8",
+        # tests/test_fuzz.py: property-based bad inputs.
+        "hypothesis>=6.100",
         "ruff>=0.6",
         # tests/test_notebooks.py executes the notebooks.
         "nbclient>=0.10",
