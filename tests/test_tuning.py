@@ -241,6 +241,58 @@ def test_the_seed_fixes_the_sequence_of_choices(tmp_path, tuner):
     assert proposals(1, "c") != first
 
 
+def test_the_default_objective_is_the_true_elbo_when_beta_is_searched():
+    train = TrainConfig(dataset="digits", hidden_units=(8,), epochs=1)
+    assert SearchConfig(train).objective == "val_loss"
+    assert SearchConfig(train, betas=(0.1, 1.0)).objective == "val_neg_elbo"
+    # An explicit objective beta does not weight is kept.
+    kept = SearchConfig(train, betas=(0.1, 1.0), objective="val_reconstruction_loss")
+    assert kept.objective == "val_reconstruction_loss"
+    # The resolved objective is what a resumed search compares.
+    assert SearchConfig.from_dict(kept.to_dict()).objective == "val_reconstruction_loss"
+
+
+def test_a_search_over_beta_ranks_on_the_true_negative_elbo(tmp_path):
+    """With beta 0.05 and 1, `val_loss` picks 0.05 by construction; the ranking must not."""
+    from tfvae.tuning import tune
+
+    search = SearchConfig(
+        TrainConfig(dataset="digits", hidden_units=(32,), epochs=3),
+        latent_dims=(8,),
+        betas=(0.05, 1.0),
+        max_trials=2,
+        directory=str(tmp_path / "betas"),
+    )
+    result = tune(search, progress=False)
+    assert search.objective == "val_neg_elbo"
+    assert len(result.trials) == 2
+    val_losses = {}
+    for row in result.trials:
+        record = json.loads(
+            (
+                tmp_path / "betas" / "search" / f"trial_{row['trial']}" / "tfvae_trial.json"
+            ).read_text()
+        )
+        history = record["history"]
+        # neg_elbo is the beta-1 bound, reconstruction + KL, whatever beta trained.
+        np.testing.assert_allclose(
+            history["val_neg_elbo"],
+            np.add(history["val_reconstruction_loss"], history["val_kl_loss"]),
+            rtol=1e-5,
+        )
+        assert row["val_neg_elbo"] == pytest.approx(min(history["val_neg_elbo"]), rel=1e-6)
+        if row["beta"] == 0.05:
+            # The beta-weighted loss flatters the small beta.
+            assert min(history["val_loss"]) < min(history["val_neg_elbo"]) - 0.5
+        val_losses[row["beta"]] = min(history["val_loss"])
+    # Ranked on val_loss, the small beta would win by construction; the search
+    # ranks on the true bound instead.
+    assert min(val_losses, key=val_losses.get) == 0.05
+    assert result.best["val_neg_elbo"] == min(r["val_neg_elbo"] for r in result.trials)
+    info = json.loads((tmp_path / "betas" / "best" / "best_trial.json").read_text())
+    assert info["objective"] == "val_neg_elbo" and info["trial"] == result.best["trial"]
+
+
 def test_hypermodel_builds_the_chosen_model():
     search = SearchConfig(
         TrainConfig(dataset="digits", hidden_units=(32, 16), epochs=1),
@@ -286,6 +338,11 @@ BAD_INPUTS = [
     (["--betas", "-1"], "betas must hold finite numbers >= 0. Received: betas=[-1.0]"),
     (["--betas", "nan"], "betas must hold finite numbers >= 0"),
     (["--model", "ae", "--betas", "1"], "betas (the KL weight) apply to --model vae only"),
+    (
+        ["--betas", "0.1", "1", "--objective", "val_loss"],
+        "objective 'val_loss' weights the KL term by the searched beta",
+    ),
+    (["--betas", "0.1", "1", "--objective", "loss"], "rank a search over betas on val_neg_elbo"),
     (["--learning-rates", "0"], "learning_rates must hold finite numbers > 0"),
     (["--widths"], "widths needs at least one choice"),
     (["--widths", "16", "--hidden-units"], "widths set the size of every hidden dense layer"),

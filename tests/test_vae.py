@@ -96,13 +96,33 @@ def test_predict_evaluate_and_fit_with_validation_data(digits_binary):
         validation_data=(digits_binary.x_val,),
         verbose=0,
     )
-    for name in ("loss", "reconstruction_loss", "kl_loss"):
+    for name in ("loss", "reconstruction_loss", "kl_loss", "neg_elbo"):
         assert name in history.history and f"val_{name}" in history.history
     result = vae.evaluate(digits_binary.x_test, batch_size=64, verbose=0, return_dict=True)
-    assert set(result) == {"loss", "reconstruction_loss", "kl_loss"}
+    assert set(result) == {"loss", "reconstruction_loss", "kl_loss", "neg_elbo"}
     assert result["loss"] == pytest.approx(
         result["reconstruction_loss"] + result["kl_loss"], rel=1e-4
     )
+    assert result["neg_elbo"] == pytest.approx(result["loss"], rel=1e-6)
+
+
+def test_neg_elbo_is_the_beta_one_bound_whatever_beta_trains(digits_binary):
+    vae = small_vae(beta=0.1)
+    history = vae.fit(digits_binary.x_train, epochs=1, batch_size=64, verbose=0).history
+    # Training: the metric is reconstruction + KL, the loss weights KL by 0.1.
+    np.testing.assert_allclose(
+        history["neg_elbo"], np.add(history["reconstruction_loss"], history["kl_loss"]), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        history["loss"],
+        np.add(history["reconstruction_loss"], 0.1 * np.asarray(history["kl_loss"])),
+        rtol=1e-5,
+    )
+    result = vae.evaluate(digits_binary.x_test, batch_size=64, verbose=0, return_dict=True)
+    assert result["neg_elbo"] == pytest.approx(
+        result["reconstruction_loss"] + result["kl_loss"], rel=1e-5
+    )
+    assert result["neg_elbo"] - result["loss"] == pytest.approx(0.9 * result["kl_loss"], rel=1e-4)
     reconstructions = vae.predict(digits_binary.x_test, verbose=0)
     assert reconstructions.shape == digits_binary.x_test.shape
     assert reconstructions.min() >= 0 and reconstructions.max() <= 1
@@ -222,7 +242,7 @@ def test_mirrored_vae_training_matches_one_device_with_an_uneven_last_batch(
     mirrored_weights, mirrored = train(mirrored_strategy)
     for a, b in zip(single_weights, mirrored_weights, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    for name in ("loss", "reconstruction_loss", "kl_loss"):
+    for name in ("loss", "reconstruction_loss", "kl_loss", "neg_elbo"):
         np.testing.assert_allclose(single[name], mirrored[name], rtol=1e-5)
 
 

@@ -40,7 +40,9 @@ class VAE(base.EncoderDecoderModel):
     with TFP's analytic KL. Per-example losses are averaged over the global
     batch (`tf.nn.compute_average_loss`), so the same code trains correctly
     under `tf.distribute` strategies. `fit`, `evaluate` and the progress bar
-    report `loss`, `reconstruction_loss` and `kl_loss`, in nats per example.
+    report `loss`, `reconstruction_loss`, `kl_loss` and `neg_elbo` (the
+    true negative ELBO, `reconstruction_loss + kl_loss`, whatever `beta`
+    is), in nats per example.
 
     `call(x)` returns the likelihood's mean decoded from the posterior mean
     (deterministic), so `predict(x)` gives reconstructions. The model
@@ -121,13 +123,21 @@ class VAE(base.EncoderDecoderModel):
         self.seed = seed
         self.iwae_samples = iwae_samples
         self.kl_warmup_steps = kl_warmup_steps
-        self.loss_tracker, self.reconstruction_tracker, self.kl_tracker = base.mean_trackers(
-            "loss", "reconstruction_loss", "kl_loss"
-        )
+        (
+            self.loss_tracker,
+            self.reconstruction_tracker,
+            self.kl_tracker,
+            self.neg_elbo_tracker,
+        ) = base.mean_trackers("loss", "reconstruction_loss", "kl_loss", "neg_elbo")
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+        return [
+            self.loss_tracker,
+            self.reconstruction_tracker,
+            self.kl_tracker,
+            self.neg_elbo_tracker,
+        ]
 
     def observation_scale(self):
         """The Gaussian likelihood's learned scale, or `None` for Bernoulli."""
@@ -337,6 +347,11 @@ class VAE(base.EncoderDecoderModel):
             terms["reconstruction_loss"], sample_weight=sample_weight
         )
         self.kl_tracker.update_state(terms["kl_loss"], sample_weight=sample_weight)
+        # The true negative ELBO (KL weight 1) whatever beta and the warm-up
+        # are: the number to compare across runs, and to tune on.
+        self.neg_elbo_tracker.update_state(
+            terms["reconstruction_loss"] + terms["kl_loss"], sample_weight=sample_weight
+        )
         return base.metric_results(self)
 
     def train_step(self, data):
@@ -403,7 +418,7 @@ registry.register_family(
                 minimum=0,
             ),
         ),
-        metrics=("loss", "reconstruction_loss", "kl_loss"),
+        metrics=("loss", "reconstruction_loss", "kl_loss", "neg_elbo"),
         binarize_by_default=True,
         capabilities=("prior", "likelihood_bound"),
     )

@@ -12,6 +12,14 @@ from tfvae.training.config import TrainConfig
 
 TUNER_NAMES = ("random", "bayesian", "hyperband")
 DEFAULT_LATENT_DIMS = (2, 4, 8, 16, 32, 64)
+# Objectives that weight the KL term by beta: a search over beta cannot rank on them.
+BETA_WEIGHTED_OBJECTIVES = ("loss", "val_loss")
+NEG_ELBO_OBJECTIVE = "val_neg_elbo"
+
+
+def default_objective(betas):
+    """The objective a search ranks on when none is given: one that beta does not weight."""
+    return NEG_ELBO_OBJECTIVE if betas is not None else "val_loss"
 
 
 def _is_number(value):
@@ -71,9 +79,13 @@ class SearchConfig:
             `"random"`.
         max_trials: int. Trials to run at most; a search also ends when
             every combination has been tried. Defaults to `10`.
-        objective: str. The metric to minimise, one the model reports in
-            `fit` (`val_loss`, `val_reconstruction_loss`, `val_kl_loss` for
-            the VAE, or their training twins). Defaults to `"val_loss"`.
+        objective: str or None. The metric to minimise, one the model
+            reports in `fit` (`val_loss`, `val_reconstruction_loss`,
+            `val_kl_loss`, `val_neg_elbo` for the VAE, or their training
+            twins). A search over `betas` must not rank on `loss` or
+            `val_loss`, which weight the KL term by the searched beta.
+            Defaults to `None`: `"val_neg_elbo"` when `betas` are searched,
+            else `"val_loss"`.
         directory: str or None. Where the search lives; `None` means
             `saved_models/tune-<model>-<dataset>-<arch>`. Defaults to `None`.
 
@@ -104,10 +116,12 @@ class SearchConfig:
     max_trials: int = setting(
         10, "Trials at most; the search also ends when every combination was tried.", minimum=1
     )
-    objective: str = setting(
-        "val_loss",
+    objective: str | None = setting(
+        None,
         "Metric to minimise: one the model family reports in fit (val_loss, "
-        "val_reconstruction_loss, val_kl_loss for vae) or a training twin.",
+        "val_reconstruction_loss, val_kl_loss, val_neg_elbo for vae) or a training twin. "
+        "Default: val_neg_elbo when --betas is searched, else val_loss.",
+        optional=True,
     )
     directory: str | None = setting(
         None,
@@ -124,6 +138,8 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 setattr(self, name, tuple(value))
+        if self.objective is None and isinstance(self.train, TrainConfig):
+            self.objective = default_objective(self.betas)
         self.validate()
 
     def validate(self):
@@ -171,6 +187,12 @@ class SearchConfig:
             raise TfvaeError(
                 f"objective {self.objective!r} is not reported by the {self.train.model} model; "
                 f"expected one of {list(allowed)}"
+            )
+        if self.betas is not None and self.objective in BETA_WEIGHTED_OBJECTIVES:
+            raise TfvaeError(
+                f"objective {self.objective!r} weights the KL term by the searched beta, so the "
+                f"smallest beta wins by construction; rank a search over betas on "
+                f"{NEG_ELBO_OBJECTIVE} (the true negative ELBO, the default with --betas)"
             )
 
     @property
