@@ -152,3 +152,37 @@ def test_console_script_prints_no_traceback(tmp_path):
         == "tfvae: error: latent_dim must be a positive integer. Received: latent_dim=-3"
     )
     assert not (tmp_path / "r").exists()
+
+
+WARNING_SCRIPT = """
+import logging, sys, warnings
+from tfvae.cli import export, main
+from tfvae.errors import TfvaeError
+
+def run(args):
+    warnings.warn("Skipping variable loading", UserWarning, stacklevel=1)
+    logging.getLogger("tensorflow").warning("a TensorFlow warning")
+    logging.getLogger("keras.some.module").warning("a Keras log warning")
+    if sys.argv[1] == "fail":
+        raise TfvaeError("the run is damaged")
+    print("done")
+
+export.run_export = run
+sys.exit(main(["export", "somewhere"]))
+"""
+
+
+@pytest.mark.parametrize("outcome", ["fail", "succeed"])
+def test_warnings_of_a_failing_command_do_not_add_lines(tmp_path, outcome):
+    """Keras warns, then tfvae refuses: one line. A command that succeeds shows the warnings."""
+    script = tmp_path / "warn.py"
+    script.write_text(WARNING_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), outcome], capture_output=True, text=True, timeout=300
+    )
+    if outcome == "fail":
+        assert (done.returncode, done.stderr) == (2, "tfvae: error: the run is damaged\n")
+        return
+    assert (done.returncode, done.stdout) == (0, "done\n")
+    for text in ("UserWarning: Skipping", "tensorflow:a TensorFlow warning", "a Keras log warning"):
+        assert done.stderr.count(text) == 1, done.stderr

@@ -1,4 +1,7 @@
+import io
+import re
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -112,3 +115,133 @@ def test_conv_needs_images_and_bernoulli_needs_unit_range(digits, tmp_path):
     with pytest.raises(TfvaeError, match=r"bernoulli likelihood needs .* \[0, 1\]"):
         wide.check_for("dense", "bernoulli")
     digits.check_for("conv", "bernoulli")
+
+
+def _forged_npy(shape, dtype="<f8", data=b"\0" * 64):
+    """The bytes of a `.npy` file whose header declares `shape` but holds only `data`."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
+    return header.getvalue() + data
+
+
+def test_forged_headers_are_refused_before_anything_is_allocated(tmp_path):
+    (tmp_path / "forged.npy").write_bytes(_forged_npy((10**14,)))
+    with zipfile.ZipFile(tmp_path / "forged.npz", "w") as archive:
+        archive.writestr("x.npy", _forged_npy((10**8, 10**6), "<f4"))
+        archive.writestr("y.npy", _forged_npy((10**8,), "<i8"))
+    (tmp_path / "short.npy").write_bytes(_forged_npy((1000, 1000)))
+    (tmp_path / "objects.npy").write_bytes(_forged_npy((3,), "|O"))
+    with zipfile.ZipFile(tmp_path / "text.npz", "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    for name, message in [
+        (
+            "forged.npy",
+            r"forged.npy:x declares shape \(100000000000000,\) of float64, "
+            r"800,000,000,000,000 bytes \(727.6 TiB\), and .* of memory available",
+        ),
+        (
+            "forged.npz",
+            r"forged.npz:x declares shape \(100000000, 1000000\) of float32, "
+            r"400,000,000,000,000 bytes",
+        ),
+        (
+            "short.npy",
+            r"short.npy:x declares shape \(1000, 1000\) of float64, 8,000,000 bytes, "
+            r"but holds 64 bytes of data",
+        ),
+        ("objects.npy", "objects.npy:x holds Python objects"),
+        ("text.npz", "its member 'readme.txt' is not a numpy array"),
+    ]:
+        start = time.monotonic()
+        with pytest.raises(TfvaeError, match=message) as error:
+            load_dataset(str(tmp_path / name))
+        assert "\n" not in str(error.value)
+        assert time.monotonic() - start < 5
+
+
+def test_labels_integers_whole_floats_booleans_and_strings(tmp_path):
+    x = np.random.default_rng(0).random((40, 5))
+    for y, expected, names in [
+        (np.repeat([3, -7], 20), [-7, 3], None),
+        (np.repeat([2.0, 5.0], 20), [2, 5], None),
+        (np.repeat([True, False], 20), [0, 1], None),
+        (np.repeat(["dog", "cat"], 20), [0, 1], ("cat", "dog")),
+        (np.repeat([b"n\xe9", b"a"], 20), [0, 1], ("a", "n\u00e9")),
+    ]:
+        np.savez(tmp_path / "labelled.npz", x=x, y=y)
+        data = load_dataset(str(tmp_path / "labelled.npz"))
+        assert data.y_train.dtype == np.int64 and data.class_names == names
+        assert sorted(np.unique(data.y_test).tolist()) == expected
+    # Train and test strings share one set of classes.
+    np.savez(
+        tmp_path / "split.npz",
+        x_train=x,
+        y_train=np.repeat(["b", "c"], 20),
+        x_test=x[:4],
+        y_test=np.array(["a", "c", "c", "a"]),
+    )
+    data = load_dataset(str(tmp_path / "split.npz"))
+    assert data.class_names == ("a", "b", "c")
+    assert data.y_test.tolist() == [0, 2, 2, 0] and set(data.y_train.tolist()) == {1, 2}
+
+
+@pytest.mark.parametrize(
+    "y,message",
+    [
+        (np.where(np.arange(40) == 3, np.nan, 1.0), "y contains 1 NaN or Inf labels"),
+        (np.where(np.arange(40) < 2, -np.inf, 1.0), "y contains 2 NaN or Inf labels"),
+        (np.full(40, 10**18), "such as 1000000000000000000; labels must be integers with"),
+        (np.full(40, -(2**31)), "such as -2147483648"),
+        (np.full(40, 1e300), "such as 1e+300"),
+        (np.arange(40) / 4, "holds 30 labels that are not whole numbers, such as 0.25"),
+        (np.zeros(40) * 1j, "y must hold integer, whole-number or string labels"),
+        (np.full(40, np.datetime64("2020-01-01")), "Received dtype=datetime64"),
+    ],
+)
+def test_bad_labels_are_refused_with_the_value(tmp_path, y, message):
+    np.savez(tmp_path / "bad.npz", x=np.random.default_rng(0).random((40, 5)), y=y)
+    with pytest.raises(TfvaeError, match=re.escape(message)):
+        load_dataset(str(tmp_path / "bad.npz"))
+
+
+def test_labels_all_strings_or_all_numbers(tmp_path):
+    x = np.random.default_rng(0).random((40, 5))
+    np.savez(
+        tmp_path / "mixed.npz",
+        x_train=x,
+        y_train=np.repeat(["a", "b"], 20),
+        x_test=x[:4],
+        y_test=np.zeros(4),
+    )
+    with pytest.raises(TfvaeError, match="labels must all be strings or all be numbers"):
+        load_dataset(str(tmp_path / "mixed.npz"))
+
+
+def test_values_beyond_float32_are_refused_after_the_cast(tmp_path):
+    x = np.random.default_rng(0).random((40, 5))
+    x[4, 2] = -1e300
+    x[7, 1] = 1e39
+    np.save(tmp_path / "huge.npy", x)
+    with pytest.raises(
+        TfvaeError,
+        match=re.escape(
+            "huge.npy:x holds 2 values beyond float32's range (|value| <= 3.403e+38), "
+            "which would become Inf. Received a largest magnitude of 1e+300"
+        ),
+    ):
+        load_dataset(str(tmp_path / "huge.npy"))
+    x[4, 2], x[7, 1] = 3e38, -3e38  # within float32's range
+    np.save(tmp_path / "large.npy", x)
+    assert np.isfinite(load_dataset(str(tmp_path / "large.npy")).x_train).all()
+
+
+def test_boolean_arrays_are_binary_data(tmp_path):
+    x = np.random.default_rng(0).random((40, 8, 8, 1)) > 0.5
+    np.savez(tmp_path / "bits.npz", x=x)
+    data = load_dataset(str(tmp_path / "bits.npz"))
+    assert data.x_train.dtype == np.float32
+    assert set(np.unique(data.x_train).tolist()) == {0.0, 1.0}
+    assert sum(len(a) for a in (data.x_train, data.x_val, data.x_test)) == 40
+    data.check_for("conv", "bernoulli")

@@ -1,4 +1,4 @@
-"""Atomic files and directories: complete or absent, and readable under the process umask."""
+"""Atomic files and directories (complete or absent, readable under the umask), and the one-writer lock."""
 
 import json
 import os
@@ -9,6 +9,7 @@ import pytest
 
 from tfvae.errors import TfvaeError
 from tfvae.io import atomic
+from tfvae.io import locks
 
 
 @pytest.fixture
@@ -217,3 +218,87 @@ def test_a_trained_run_directory_is_readable_by_other_users(tmp_path, umask):
     for name in ("model.keras", "config.json", "metrics.json", "history.json"):
         assert _mode(out / name) == 0o644, name
     assert json.loads((out / "config.json").read_text())["latent_dim"] == 2
+
+
+def test_the_lock_file_is_beside_the_target_names_its_holder_and_goes_away(tmp_path):
+    target = tmp_path / "runs" / "new" / "run"
+    with locks.exclusive_lock(target):
+        with open(locks.lock_path(target)) as f:
+            assert f.read() == f"{os.getpid()}\n"
+        assert os.listdir(tmp_path / "runs" / "new") == [".tmp-run.lock"]
+        # Not re-entrant: a second claim, from this process or another, is refused.
+        with pytest.raises(TfvaeError, match=rf"run is being written by process {os.getpid()}$"):
+            with locks.exclusive_lock(target):
+                pass
+        assert os.listdir(tmp_path / "runs" / "new") == [".tmp-run.lock"]
+    # The parents it made held nothing else, so they went with the lock file.
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_lock_is_released_and_cleaned_up_when_the_block_fails(tmp_path):
+    (tmp_path / "run.partial").mkdir()
+    for error in (RuntimeError, KeyboardInterrupt):
+        with pytest.raises(error):
+            with locks.exclusive_lock(tmp_path / "run"):
+                raise error
+        assert os.listdir(tmp_path) == ["run.partial"]
+
+
+def test_a_lock_file_left_by_a_killed_process_is_taken_over(tmp_path):
+    target = tmp_path / "run"
+    with open(locks.lock_path(target), "w") as f:
+        f.write("999999999\n")
+    with locks.exclusive_lock(target):
+        with open(locks.lock_path(target)) as f:
+            assert f.read() == f"{os.getpid()}\n"
+    assert os.listdir(tmp_path) == []
+
+
+def test_claim_dir_checks_before_and_under_the_lock(tmp_path):
+    seen = []
+
+    def check(target):
+        seen.append(os.path.exists(locks.lock_path(target)))
+
+    with locks.claim_dir(str(tmp_path / "out"), check=check):
+        pass
+    assert seen == [False, True]
+    # A check that fails while another writer holds the lock: the writer is named.
+    with locks.exclusive_lock(tmp_path / "out"):
+        with pytest.raises(TfvaeError, match="out is being written by process"):
+            with locks.claim_dir(str(tmp_path / "out"), check=lambda _: atomic.read_json("x")):
+                pass
+
+
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        ("", "--out must name a directory. Received: --out=''"),
+        ("afile/sub", "cannot write afile/sub: afile is not a directory"),
+        ("afile/sub/deeper", "cannot write afile/sub/deeper: afile is not a directory"),
+        ("dead", "--out dead is a symbolic link (to nowhere)"),
+        ("dead/", "--out dead/ is a symbolic link (to nowhere)"),
+        ("hollow/..", "--out hollow/.. cannot be renamed into place"),
+        ("/proc/tfvae-run", "cannot write /proc/tfvae-run: cannot create files in /proc"),
+        ("/sys/tfvae-run", "cannot write /sys/tfvae-run: cannot create files in /sys"),
+    ],
+)
+def test_unwritable_targets_are_refused_in_one_line(tmp_path, monkeypatch, target, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("a file")
+    os.symlink("nowhere", tmp_path / "dead")
+    (tmp_path / "hollow").mkdir()
+    with pytest.raises(TfvaeError) as error:
+        with locks.claim_dir(target):
+            pass
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert sorted(os.listdir(tmp_path)) == ["afile", "dead", "hollow"]
+
+
+def test_the_atomic_writer_refuses_an_unwritable_directory_in_one_line(tmp_path):
+    (tmp_path / "afile").write_text("a file")
+    with pytest.raises(TfvaeError, match="cannot write .*afile/sub/run: Not a directory"):
+        with atomic.staged_dir(tmp_path / "afile" / "sub" / "run"):
+            pass
+    with pytest.raises(TfvaeError, match="cannot create files in /proc"):
+        atomic.write_json("/proc/tfvae.json", {})

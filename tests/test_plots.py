@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 from sklearn.decomposition import PCA
 
@@ -27,3 +29,24 @@ def test_figures_are_written_as_png(tmp_path, digits):
     }.items():
         plots.save_figure(figure, tmp_path / name)
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_latent_figure_draws_any_labels_in_bounded_time(tmp_path):
+    """Ticks over the labels' own values, 1e18 apart by 1, once made matplotlib loop forever."""
+    codes = np.random.default_rng(0).normal(size=(60, 2))
+    for labels, names, shown in [
+        (np.repeat([10**18, 10**18 + 1], 30), None, ["1000000000000000000", "1000000000000000001"]),
+        (np.repeat([np.nan, 1.0], 30), None, ["1.0", "nan"]),
+        (np.repeat([0, 1], 30), ("cat", "a" * 40), ["cat", "a" * 23 + "…"]),
+        (np.arange(60), None, None),
+    ]:
+        start = time.monotonic()
+        figure = plots.latent_figure(codes, labels, class_names=names)
+        colour_bar = figure.axes[-1]
+        ticks = [tick.get_text() for tick in colour_bar.get_yticklabels()]
+        plots.save_figure(figure, tmp_path / "latent.png")
+        assert time.monotonic() - start < 10
+        if shown is not None:
+            assert ticks == shown
+        else:
+            assert len(ticks) == plots.MAX_NAMED_CLASSES and ticks[0] == "0" and ticks[-1] == "59"

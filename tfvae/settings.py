@@ -19,11 +19,21 @@ TfvaeError: epochs must be a positive integer. Received: epochs=0
 
 import argparse
 import dataclasses
+import json
+import math
+import re
+import sys
 
 from tfvae import checks
 from tfvae.errors import TfvaeError
 
 KINDS = ("int", "float", "str", "bool", "ints", "floats")
+# Every integer setting is a size, a count or a seed; TensorFlow and NumPy
+# hold those in 32 bits (NumPy's seeds), so anything larger is a mistake.
+LARGEST_INT = 2**31 - 1
+# JSON integers longer than this are refused before Python converts them
+# (Python refuses over 4300 digits with an error that suggests raising its limit).
+MAX_JSON_DIGITS = 40
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +105,7 @@ class Setting:
         return value if self.validator is None else self.validator(value)
 
     def _check_one(self, name, value):
+        _check_magnitude(self, name, value)
         allowed = self.allowed_choices()
         if allowed is not None:
             return checks.choice(self.label or name, value, allowed)
@@ -127,6 +138,185 @@ class Setting:
             raise TfvaeError(f"{self.name} needs at least one value. Received: {self.name}=()")
         values = tuple(self._check_one(self.name, v) for v in values)
         return checks.distinct(self.name, values) if self.distinct else values
+
+
+def shown_value(value):
+    """`repr(value)`, with an integer of many digits shown by its length instead."""
+    if checks.is_integer(value) and value.bit_length() > 64:
+        try:
+            digits = f"{len(str(abs(value)))} digits"
+        except ValueError:  # past Python's limit on converting integers to text
+            digits = f"about {math.floor(value.bit_length() * math.log10(2))} digits"
+        return f"{'-' if value < 0 else ''}<an integer of {digits}>"
+    return repr(value)
+
+
+def _check_magnitude(spec, name, value):
+    """Refuses integers too large for the setting before other checks format or convert them."""
+    if not checks.is_integer(value):
+        return
+    if spec.kind in ("int", "ints"):
+        low = -LARGEST_INT if spec.minimum is None else max(math.ceil(spec.minimum), -LARGEST_INT)
+        high = LARGEST_INT if spec.maximum is None else min(math.floor(spec.maximum), LARGEST_INT)
+        if not low <= value <= high and abs(value) > LARGEST_INT:
+            raise TfvaeError(
+                f"{name} must be an integer in [{low}, {high}]. "
+                f"Received: {name}={shown_value(value)}"
+            )
+    elif spec.kind in ("float", "floats") and abs(value) > sys.float_info.max:
+        bounds = checks.describe_range(
+            spec.minimum, spec.maximum, spec.exclusive_minimum, spec.exclusive_maximum
+        )
+        raise TfvaeError(f"{name} must be {bounds}. Received: {name}={shown_value(value)}")
+
+
+def _parse_json_int(text):
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise TfvaeError(
+            f"it holds an integer of {len(text.lstrip('-'))} digits "
+            f"(at most {MAX_JSON_DIGITS} are read)"
+        )
+    return int(text)
+
+
+def parse_json(text):
+    """Parses settings JSON; an integer of absurdly many digits raises `TfvaeError`.
+
+    Python's own parser refuses integers of more than 4300 digits with an
+    error suggesting to raise its limit; settings read from files refuse
+    them here, saying what is wrong, and the bounds of each `Setting` then
+    refuse what is merely too large.
+    """
+    return json.loads(text, parse_int=_parse_json_int)
+
+
+def load_json(path, what=None):
+    """Reads a JSON file of settings or saved state with `parse_json`.
+
+    A missing file, one that is not UTF-8 JSON, and one holding an integer
+    of absurdly many digits each raise a one-line `TfvaeError` naming
+    `what` (default: the path).
+    """
+    what = what or path
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse_json(f.read())
+    except FileNotFoundError:
+        raise TfvaeError(f"missing file {path}") from None
+    except TfvaeError as error:
+        raise TfvaeError(f"cannot read {what}: {error}") from None
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: bad JSON or UTF-8
+        text = str(error).strip()
+        raise TfvaeError(
+            f"cannot read {what}: {text.splitlines()[0] if text else type(error).__name__}"
+        ) from None
+
+
+def check_json(value, schema, where):
+    """Raises `TfvaeError` unless the JSON `value` has the structure `schema` describes.
+
+    A schema is one of:
+
+    - `"int"`: an integer (not a bool) within 64 bits; `"number"`: an
+      integer or float, not a bool; `"finite"`: a finite one; `"str"`,
+      `"bool"`, `"any"`;
+    - `"array"`: a number or nested lists of numbers (a tensor's values);
+    - `("list", item)`: a list of `item`s; `("map", value)`: an object of
+      string keys and `value`s; `("nullable", schema)`: `None` or `schema`;
+    - a dict `{key: schema}`: an object holding at least these keys.
+
+    Args:
+        value: parsed JSON.
+        schema: as above.
+        where: str. Names `value` in the message (`"state.json"`); keys and
+            indices are appended (`state.json: history.loss[3]`).
+
+    Returns:
+        `value`.
+    """
+    problem = _json_problem(value, schema, "")
+    if problem is not None:
+        place, expected = problem
+        if expected == "present":
+            raise TfvaeError(f"{where} has no {place}")
+        raise TfvaeError(
+            f"{where}{': ' + place if place else ''} must be {expected}. "
+            f"Received: {_short(_at(value, place))}"
+        )
+    return value
+
+
+_JSON_KINDS = {
+    "int": ("an integer", lambda v: checks.is_integer(v) and abs(v) < 2**63),
+    "number": ("a number", checks.is_number),
+    "finite": ("a finite number", lambda v: checks.is_number(v) and math.isfinite(v)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "any": ("anything", lambda v: True),
+}
+
+
+def _json_problem(value, schema, place):
+    """`(place, expected)` of the first part of `value` that does not fit `schema`, or `None`."""
+    if isinstance(schema, str) and schema in _JSON_KINDS:
+        expected, fits = _JSON_KINDS[schema]
+        return None if fits(value) else (place, expected)
+    if schema == "array":
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                problem = _json_problem(item, "array", f"{place}[{index}]")
+                if problem:
+                    return problem
+            return None
+        return None if checks.is_number(value) else (place, "a number or a list of numbers")
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return place, "a JSON object"
+        for key, part in schema.items():
+            inner = f"{place}.{key}" if place else key
+            if key not in value:
+                return inner, "present"
+            problem = _json_problem(value[key], part, inner)
+            if problem:
+                return problem
+        return None
+    kind, part = schema
+    if kind == "nullable":
+        return None if value is None else _json_problem(value, part, place)
+    if kind == "list":
+        if not isinstance(value, list):
+            return place, "a list"
+        for index, item in enumerate(value):
+            problem = _json_problem(item, part, f"{place}[{index}]")
+            if problem:
+                return problem
+        return None
+    if kind == "map":
+        if not isinstance(value, dict):
+            return place, "a JSON object"
+        for key, item in value.items():
+            problem = _json_problem(item, part, f"{place}.{key}" if place else str(key))
+            if problem:
+                return problem
+        return None
+    raise TfvaeError(f"unknown JSON schema {schema!r}")
+
+
+def _at(value, place):
+    """The part of `value` at `place` (`a.b[2]`), or `value` when it cannot be followed."""
+    if not place:
+        return value
+    for token in re.findall(r"[^.\[\]]+|\[\d+\]", place):
+        try:
+            value = value[int(token[1:-1])] if token.startswith("[") else value[token]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return value
+    return value
+
+
+def _short(value, limit=60):
+    text = shown_value(value) if checks.is_integer(value) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _number(spec, name, value):

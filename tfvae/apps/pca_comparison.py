@@ -15,6 +15,7 @@ from tfvae.io.atomic import timestamped_dir
 from tfvae.io.atomic import write_json
 from tfvae.training.config import TrainConfig
 from tfvae.training.recipe import fit_model
+from tfvae.training.runs import check_new_run_dir
 from tfvae.training.trainer import prepare
 
 DEFAULT_LATENT_DIMS = (2, 4, 8, 16, 32)
@@ -139,6 +140,7 @@ def write_comparison_dir(rows, data, epochs, out):
     Returns:
         `out`.
     """
+    check_new_run_dir(out)
     with staged_dir(out, prefix=".tmp-compare-") as staging:
         write_json(
             os.path.join(staging, RESULTS_FILE),

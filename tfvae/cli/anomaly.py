@@ -12,6 +12,7 @@ from tfvae.apps.anomaly.options import AnomalyOptions
 from tfvae.cli.train import add_train_arguments
 from tfvae.cli.train import config_from_args
 from tfvae.data.datasets import is_array_file
+from tfvae.io.locks import claim_dir
 from tfvae.training.runs import check_new_run_dir
 
 # The demo trains an autoencoder for 30 epochs.
@@ -56,7 +57,7 @@ def run_anomaly(args):
         **settings.values_from_args(args, settings.settings_of(AnomalyOptions))
     )
     scenario = options.scenario(config.dataset, config.seed)
-    if args.out:
+    if args.out is not None:
         check_new_run_dir(args.out)
 
     if options.run is None:
@@ -74,23 +75,24 @@ def run_anomaly(args):
     splits = scenario.splits(anomaly.resolved_binarize(run_settings))
     if model is None:
         anomaly.check_model_fits(config, splits)
-    out = args.out or anomaly.default_output_dir(splits, run_settings.get("model", "model"))
-    check_new_run_dir(out)
-
-    print(f"protocol: {splits.protocol}")
-    print(trained_on)
-    recorded = scenario.to_dict()
-    if options.run is not None:
-        recorded["run"] = options.run
-    result = anomaly.detect_anomalies(
-        config,
-        splits,
-        percentile=options.percentile,
-        false_positive_rate=options.fpr,
-        model=model,
-        verbose=0 if args.quiet else "auto",
-        settings=recorded,
-    )
-    print(anomaly.format_report(result, protocol=False))
-    anomaly.write_anomaly_dir(result, out, run_settings)
+    out = args.out
+    if out is None:
+        out = anomaly.default_output_dir(splits, run_settings.get("model", "model"))
+    with claim_dir(out, check=check_new_run_dir):
+        print(f"protocol: {splits.protocol}")
+        print(trained_on)
+        recorded = scenario.to_dict()
+        if options.run is not None:
+            recorded["run"] = options.run
+        result = anomaly.detect_anomalies(
+            config,
+            splits,
+            percentile=options.percentile,
+            false_positive_rate=options.fpr,
+            model=model,
+            verbose=0 if args.quiet else "auto",
+            settings=recorded,
+        )
+        print(anomaly.format_report(result, protocol=False))
+        anomaly.write_anomaly_dir(result, out, run_settings)
     print(f"written: {', '.join(os.path.join(out, f) for f in anomaly.OUTPUT_FILES)}")

@@ -7,6 +7,7 @@ from tfvae.apps import pca_comparison
 from tfvae.apps.pca_comparison import DEFAULT_LATENT_DIMS
 from tfvae.cli.train import add_train_arguments
 from tfvae.cli.train import config_from_args
+from tfvae.io.locks import claim_dir
 from tfvae.training.runs import check_new_run_dir
 
 # The comparison trains one AE and one VAE per latent size, on grey levels.
@@ -44,11 +45,11 @@ def add_compare_parser(commands):
 
 def run_compare(args):
     base = config_from_args(args, model="vae", binarize=False, out=None)
-    out = args.out or pca_comparison.default_output_dir(base.dataset)
-    check_new_run_dir(out)
-    rows, data = pca_comparison.compare_with_pca(
-        latent_dims=args.latent_dims, verbose=0 if args.quiet else "auto", base=base
-    )
-    print(pca_comparison.format_comparison(rows))
-    pca_comparison.write_comparison_dir(rows, data, base.epochs, out)
+    out = pca_comparison.default_output_dir(base.dataset) if args.out is None else args.out
+    with claim_dir(out, check=check_new_run_dir):
+        rows, data = pca_comparison.compare_with_pca(
+            latent_dims=args.latent_dims, verbose=0 if args.quiet else "auto", base=base
+        )
+        print(pca_comparison.format_comparison(rows))
+        pca_comparison.write_comparison_dir(rows, data, base.epochs, out)
     print(f"written: {', '.join(os.path.join(out, f) for f in pca_comparison.OUTPUT_FILES)}")

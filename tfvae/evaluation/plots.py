@@ -14,6 +14,10 @@ import numpy as np  # noqa: E402
 
 from tfvae.io.atomic import atomic_file  # noqa: E402
 
+# A colour bar stays legible with this many named classes; more are sampled evenly.
+MAX_NAMED_CLASSES = 20
+MAX_CLASS_NAME_LENGTH = 24
+
 
 def _as_image(example):
     example = np.asarray(example)
@@ -83,20 +87,58 @@ def project_to_2d(codes):
     return points, f"PCA of {codes.shape[1]}-D z ({explained[:2].sum():.0%} of variance)"
 
 
-def latent_figure(codes, labels=None, title="Latent space of the test set"):
-    """Scatter of latent codes, coloured by label; projected with PCA when not 2-D."""
+def latent_figure(codes, labels=None, title="Latent space of the test set", class_names=None):
+    """Scatter of latent codes, coloured by label; projected with PCA when not 2-D.
+
+    The colours index the distinct labels in sorted order and the colour
+    bar names at most `MAX_NAMED_CLASSES` of them, as text: matplotlib never
+    lays out ticks over the labels' own values, so any labels (1e18, many
+    classes) draw in the same time.
+
+    Args:
+        codes: array `[n, latent_dim]`.
+        labels: array `[n]` or None. Defaults to `None` (one colour).
+        title: str. Defaults to `"Latent space of the test set"`.
+        class_names: sequence of str or None. The name of integer label
+            `k`, shown instead of `k`. Defaults to `None`.
+    """
     points, how = project_to_2d(codes)
     figure, axis = plt.subplots(figsize=(6, 5))
     if labels is None:
         axis.scatter(points[:, 0], points[:, 1], s=6, alpha=0.7)
     else:
-        scatter = axis.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)
-        figure.colorbar(scatter, ax=axis, label="label", ticks=np.unique(labels))
+        classes, index = np.unique(np.asarray(labels).reshape(-1), return_inverse=True)
+        count = len(classes)
+        colours = "tab10" if count <= 10 else "tab20" if count <= 20 else "viridis"
+        scatter = axis.scatter(
+            points[:, 0],
+            points[:, 1],
+            c=index,
+            cmap=colours,
+            vmin=-0.5,
+            vmax=count - 0.5,
+            s=6,
+            alpha=0.8,
+        )
+        colour_bar = figure.colorbar(scatter, ax=axis, label="label")
+        named = np.unique(np.linspace(0, count - 1, min(count, MAX_NAMED_CLASSES)).round())
+        named = named.astype(int)
+        colour_bar.set_ticks(named, labels=[_class_name(classes[i], class_names) for i in named])
+        colour_bar.minorticks_off()
     axis.set_xlabel(f"{how}: axis 1")
     axis.set_ylabel(f"{how}: axis 2")
     axis.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def _class_name(label, class_names):
+    """The text shown for `label`: its class name if there is one, cut to a tick's width."""
+    if class_names is not None and np.issubdtype(type(label), np.integer):
+        if 0 <= label < len(class_names):
+            label = class_names[label]
+    text = str(label)
+    return text if len(text) <= MAX_CLASS_NAME_LENGTH else text[: MAX_CLASS_NAME_LENGTH - 1] + "…"
 
 
 def history_figure(history):

@@ -57,13 +57,19 @@ def _create_dir(path):
 
 
 def _new_path(directory, prefix, suffix, create):
-    """Creates a file or directory under a new random name in `directory`; returns its path."""
+    """Creates a file or directory under a new random name in `directory`; returns its path.
+
+    A directory that cannot take it (read-only, not a directory, gone)
+    raises a one-line `TfvaeError` rather than an `OSError`.
+    """
     for _ in range(_NAME_ATTEMPTS):
         path = os.path.join(directory, f"{prefix}{secrets.token_hex(4)}{suffix}")
         try:
             create(path)
         except FileExistsError:
             continue
+        except OSError as error:
+            raise TfvaeError(f"cannot create files in {directory}: {error.strerror}") from None
         return path
     raise FileExistsError(f"no free temporary name in {directory} after {_NAME_ATTEMPTS} tries")
 
@@ -226,7 +232,10 @@ class Transaction:
         """
         final = os.fspath(final)
         parent = _parent(final)
-        os.makedirs(parent, exist_ok=True)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as error:
+            raise TfvaeError(f"cannot write {final}: {error.strerror}") from None
         if prefix is None:
             prefix = f"{STAGING_PREFIX}{os.path.basename(final)}-"
         staging = _new_path(parent, prefix, "", _create_dir)

@@ -25,7 +25,9 @@ Example: a family in one file.
 """
 
 import dataclasses
+import math
 
+from tfvae import memory
 from tfvae.errors import TfvaeError
 from tfvae.models.decoder import Decoder
 from tfvae.models.encoder import Encoder
@@ -41,6 +43,12 @@ CAPABILITIES = (
     # add_noise(x, seed): denoising metrics and figure.
     "denoising",
 )
+# The settings of a run's networks that a saved encoder records (see `model_settings`).
+NETWORK_SETTINGS = ("latent_dim", "arch", "hidden_units", "filters", "activation")
+# float32 weights, their gradients and Adam's two moments.
+BYTES_PER_TRAINED_PARAMETER = 16
+# float32 weights, and the copy of the weights file read while loading.
+BYTES_PER_LOADED_PARAMETER = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +172,7 @@ def build_networks(config, data_shape, probabilistic=False):
         hidden_units=config.hidden_units,
         filters=config.filters,
         probabilistic=probabilistic,
+        activation=config.activation,
         dtype=policy,
         name="encoder",
     )
@@ -172,6 +181,7 @@ def build_networks(config, data_shape, probabilistic=False):
         arch=config.arch,
         hidden_units=config.hidden_units,
         filters=config.filters,
+        activation=config.activation,
         dtype=policy,
         name="decoder",
     )
@@ -185,9 +195,163 @@ def build_model(config, data_shape, steps_per_epoch=None):
         config: `TrainConfig`.
         data_shape: tuple of int. Shape of one example.
         steps_per_epoch: int or None. Converts epoch counts (the VAE's KL
-            warm-up) to optimizer steps.
+            warm-up) to optimizer steps. `None` builds the model without
+            its training schedule: no default KL warm-up (an explicit
+            `kl_warmup_epochs` then raises), for inference or a loop of
+            your own.
     """
     family = get_family(config.model)
+    check_model_size(
+        network_parameters(
+            data_shape,
+            config.latent_dim,
+            config.arch,
+            config.hidden_units,
+            config.filters,
+            probabilistic=family.can("prior"),
+        ),
+        BYTES_PER_TRAINED_PARAMETER,
+        f"the {config.model} model (arch={config.arch}, latent_dim={config.latent_dim}, "
+        f"hidden_units={list(config.hidden_units)}) for data of shape {tuple(data_shape)}",
+        "train",
+    )
     model = family.build(config, tuple(data_shape), steps_per_epoch)
     model.build((None, *data_shape))
     return model
+
+
+def network_parameters(
+    data_shape, latent_dim, arch="dense", hidden_units=(), filters=(), probabilistic=False
+):
+    """The number of weights of the `Encoder` and `Decoder` these settings describe.
+
+    Counted from the settings alone, before anything is built: a model too
+    large for memory is refused with its size instead of failing inside
+    TensorFlow. Exact for the networks `build_networks` makes (a family's
+    own few extra weights, such as the VAE's observation scale, are not
+    counted).
+
+    Args:
+        data_shape: tuple of int. Shape of one example.
+        latent_dim: int. Size of the code.
+        arch: str. `"dense"` or `"conv"`. Defaults to `"dense"`.
+        hidden_units, filters: tuples of int. As for `Encoder`.
+        probabilistic: bool. The encoder outputs a mean and a scale per
+            latent unit. Defaults to `False`.
+    """
+    data_shape = tuple(int(d) for d in data_shape)
+    features = math.prod(data_shape)
+    conv = arch == "conv" and len(data_shape) == 3 and len(filters) > 0
+    total = 0
+    width = features
+    if conv:
+        height, breadth, channels = data_shape
+        for n in filters:
+            total += 9 * channels * n + n
+            height, breadth, channels = -(-height // 2), -(-breadth // 2), n
+        width = height * breadth * channels
+    for n in hidden_units:
+        total += width * n + n
+        width = n
+    head = 2 * latent_dim if probabilistic else latent_dim
+    total += width * head + head
+    width = latent_dim
+    for n in reversed(hidden_units):
+        total += width * n + n
+        width = n
+    if not conv:
+        return total + width * features + features
+    factor = 2 ** len(filters)
+    bottom = (data_shape[0] // factor) * (data_shape[1] // factor) * filters[-1]
+    total += width * bottom + bottom
+    channels = filters[-1]
+    for n in reversed(filters):
+        total += 9 * channels * n + n
+        channels = n
+    return total + 9 * channels * data_shape[2] + data_shape[2]
+
+
+def check_model_size(parameters, bytes_per_parameter, what, purpose):
+    """Raises `TfvaeError` when `parameters` would need more memory than is available.
+
+    Args:
+        parameters: int. The model's number of weights.
+        bytes_per_parameter: int. Memory per weight for the task:
+            `BYTES_PER_TRAINED_PARAMETER` to train, `BYTES_PER_LOADED_PARAMETER`
+            to load.
+        what: str. Names the model in the message.
+        purpose: str. `"train"` or `"load"`, for the message.
+    """
+    needed = parameters * bytes_per_parameter
+    available = memory.available_memory()
+    if available is not None and needed > available:
+        raise TfvaeError(
+            f"{what} has {parameters:,} parameters: {memory.format_bytes(needed)} to {purpose} "
+            f"({bytes_per_parameter} bytes per parameter), more than the "
+            f"{memory.format_bytes(available)} of memory available"
+        )
+
+
+def saved_network_parameters(model_config):
+    """`network_parameters` of a saved tfvae model's config (a `.keras` file's `config.json`).
+
+    Returns `None` when `model_config` does not describe a tfvae
+    encoder-decoder model, or describes it in a way it cannot be counted
+    from (loading then decides).
+    """
+    try:
+        inner = model_config["config"]
+        encoder = inner["encoder"]["config"]
+        decoder = inner["decoder"]["config"]
+        data_shape = tuple(decoder["output_shape"])
+        numbers = [encoder["latent_dim"], *data_shape, *encoder["hidden_units"]]
+        numbers += list(encoder.get("filters", ()))
+        if not all(_is_size(n) for n in numbers):
+            return None
+        return network_parameters(
+            data_shape,
+            encoder["latent_dim"],
+            encoder.get("arch", "dense"),
+            tuple(encoder["hidden_units"]),
+            tuple(encoder.get("filters", ())),
+            probabilistic=encoder.get("probabilistic") is True,
+        )
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def model_settings(model):
+    """The settings a loaded model embodies, named as in a run's `config.json`.
+
+    `model` (its family's name), the networks' settings the encoder records
+    (`latent_dim`, `arch`, `hidden_units`, `filters`, `activation`),
+    `likelihood`, `data_shape` (the decoder's output), `input_shape` (what
+    the encoder was built for, when recorded) and the family's own settings
+    that the model records under the same name (the VAE's `beta`). A run
+    directory is checked against these before its model is used.
+
+    Raises:
+        TfvaeError: if `model` is not of a registered family.
+    """
+    family = family_of(model)
+    found = {"model": family.name}
+    encoder_config = model.encoder.get_config()
+    for name in NETWORK_SETTINGS:
+        if name in encoder_config:
+            value = encoder_config[name]
+            found[name] = tuple(value) if isinstance(value, list) else value
+    found["likelihood"] = model.likelihood.name
+    found["data_shape"] = tuple(model.decoder.data_shape)
+    build_config = model.encoder.get_build_config() or {}
+    input_shape = build_config.get("input_shape")
+    if isinstance(input_shape, (list, tuple)) and len(input_shape) > 1:
+        found["input_shape"] = tuple(input_shape[1:])
+    model_config = model.get_config()
+    for spec in family.settings:
+        if spec.name in model_config:
+            found[spec.name] = model_config[spec.name]
+    return found
+
+
+def _is_size(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

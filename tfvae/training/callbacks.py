@@ -17,15 +17,24 @@ import keras
 import numpy as np
 
 from tfvae import checks
+from tfvae import settings
 from tfvae.errors import TfvaeError
 from tfvae.io.atomic import STAGING_PREFIX
-from tfvae.io.atomic import read_json
 from tfvae.io.atomic import staged_dir
 from tfvae.io.atomic import write_json
 
 CHECKPOINT_PREFIX = "step-"
 WEIGHTS_FILE = "checkpoint.weights.h5"
 STATE_FILE = "state.json"
+# What `TrainingBackup._save` writes into STATE_FILE (see `tfvae.settings.check_json`).
+STATE_SCHEMA = {
+    "epoch": "int",
+    "batch": "int",
+    "steps_per_epoch": "int",
+    "history": ("map", ("list", "number")),
+    "metrics": ("map", ("list", "array")),
+    "variables": ("map", "array"),
+}
 
 
 class TrainingDiverged(TfvaeError):
@@ -70,10 +79,47 @@ def latest_checkpoint(backup_dir):
     found = _checkpoint_dirs(backup_dir)
     if not found:
         return None
-    path = found[-1][1]
-    state = read_json(os.path.join(path, STATE_FILE))
+    step, path = found[-1]
+    state = settings.load_json(os.path.join(path, STATE_FILE))
+    check_state(state, path, step)
     state.update(path=path, weights=os.path.join(path, WEIGHTS_FILE))
     return state
+
+
+def check_state(state, path, step):
+    """Raises `TfvaeError` unless `state` is a checkpoint's state that `TrainingBackup` wrote.
+
+    Checked against its schema (`STATE_SCHEMA`) and for consistency: the
+    position is inside an epoch, it is the step the checkpoint is named
+    after, and the history holds one value per finished epoch. A state
+    edited by hand (an epoch of 1000) would otherwise resume past the end
+    of the run and write a run directory that was never trained.
+
+    Args:
+        state: the parsed `state.json`.
+        path: str. The checkpoint directory, for the message.
+        step: int. The global step its name says.
+    """
+    where = f"damaged checkpoint {os.path.join(path, STATE_FILE)}"
+    settings.check_json(state, STATE_SCHEMA, where)
+    epoch, batch, steps = state["epoch"], state["batch"], state["steps_per_epoch"]
+    if steps < 1 or epoch < 0 or not 0 <= batch < steps:
+        raise TfvaeError(
+            f"{where}: epoch {epoch}, batch {batch} with {steps} steps per epoch is not a "
+            "position in a run"
+        )
+    if epoch * steps + batch != step:
+        raise TfvaeError(
+            f"{where}: epoch {epoch}, batch {batch} with {steps} steps per epoch is step "
+            f"{epoch * steps + batch}, but the checkpoint is named for step {step}"
+        )
+    for name, values in state["history"].items():
+        if len(values) != epoch:
+            raise TfvaeError(
+                f"{where}: history.{name} holds {len(values)} values for {epoch} finished epochs"
+            )
+    if not os.path.isfile(os.path.join(path, WEIGHTS_FILE)):
+        raise TfvaeError(f"{where}: its weights file {WEIGHTS_FILE} is missing")
 
 
 class TrainingBackup(keras.callbacks.BackupAndRestore):
@@ -152,11 +198,26 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
         except Exception as error:  # a damaged file or another model's: not resumable
             message = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
             raise TfvaeError(f"cannot restore checkpoint {state['path']}: {message}") from None
+        where = f"damaged checkpoint {os.path.join(state['path'], STATE_FILE)}"
         by_path = {v.path: v for v in _unsaved_variables(model)}
+        if set(state["variables"]) != set(by_path):
+            raise TfvaeError(
+                f"{where}: it holds the variables {sorted(state['variables'])}, the model "
+                f"{sorted(by_path)}"
+            )
         for path, value in state["variables"].items():
-            if path in by_path:
-                variable = by_path[path]
-                variable.assign(np.asarray(value, dtype=variable.dtype))
+            variable = by_path[path]
+            variable.assign(_checked_value(value, variable, f"{where}: variables.{path}"))
+        if state["batch"]:
+            for metric in model.metrics:
+                values = state["metrics"].get(metric.name, [])
+                if len(values) != len(metric.variables):
+                    raise TfvaeError(
+                        f"{where}: metrics.{metric.name} holds {len(values)} values, the "
+                        f"metric {len(metric.variables)}"
+                    )
+                for variable, value in zip(metric.variables, values, strict=True):
+                    _checked_value(value, variable, f"{where}: metrics.{metric.name}")
         self.history = {name: list(values) for name, values in state["history"].items()}
         self.resume_position = (state["epoch"], state["batch"])
         self._position = self.resume_position
@@ -242,6 +303,20 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
         for name in os.listdir(self.backup_dir):
             if name.startswith(STAGING_PREFIX):
                 shutil.rmtree(os.path.join(self.backup_dir, name), ignore_errors=True)
+
+
+def _checked_value(value, variable, where):
+    """`value` as an array of `variable`'s shape and dtype; raises `TfvaeError` otherwise."""
+    try:
+        array = np.asarray(value, dtype=variable.dtype)
+    except (ValueError, TypeError, OverflowError):
+        array = None
+    if array is None or array.shape != tuple(variable.shape):
+        raise TfvaeError(
+            f"{where} must be an array of shape {tuple(variable.shape)} and dtype "
+            f"{variable.dtype}. Received: {np.asarray(value, dtype=object).shape} values"
+        )
+    return array
 
 
 def _unsaved_variables(model):

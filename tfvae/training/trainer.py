@@ -16,7 +16,6 @@ import dataclasses
 import os
 import shutil
 
-import keras
 import numpy as np
 
 from tfvae.data.datasets import load_dataset
@@ -28,6 +27,7 @@ from tfvae.io.atomic import move_into_place
 from tfvae.io.atomic import staged_dir
 from tfvae.io.atomic import timestamped_dir
 from tfvae.io.atomic import write_json
+from tfvae.io.locks import claim_dir
 from tfvae.io.model_files import save_model_file
 from tfvae.models.decoder import check_conv_shape
 from tfvae.training import runs
@@ -40,6 +40,8 @@ from tfvae.training.distribute import make_strategy
 from tfvae.training.recipe import build_compiled_model
 from tfvae.training.recipe import count_steps_per_epoch
 from tfvae.training.recipe import fit_on_splits
+from tfvae.training.tensorboard import tensorboard_callbacks
+from tfvae.training.tensorboard import write_projector
 
 DEFAULT_RUNS_ROOT = "saved_models"
 PARTIAL_SUFFIX = ".partial"
@@ -161,6 +163,8 @@ def _check_start(config, run_dir, partial, resume):
     if finished and resume and os.path.isfile(os.path.join(run_dir, runs.MODEL_FILE)):
         raise TfvaeError(f"run {run_dir} is already complete; there is nothing to resume")
     runs.check_new_run_dir(run_dir)
+    if os.path.islink(partial):
+        raise TfvaeError(f"{partial} is a symbolic link; delete it or choose another --out")
     if not os.path.exists(partial):
         return
     if not resume:
@@ -191,7 +195,8 @@ def _check_start(config, run_dir, partial, resume):
 def _fit(model, config, data, steps, backup, staging, verbose, callbacks):
     """Trains from the backup's checkpoint (or from scratch) to `config.epochs`; returns the history."""
 
-    tensorboard = keras.callbacks.TensorBoard(log_dir=os.path.join(staging, "logs"))
+    logs = os.path.join(staging, "logs")
+    tensorboard = tensorboard_callbacks(config, data, logs) if config.tensorboard else []
     epoch, batch = backup.resume_position
 
     def fit(first_epoch, skip_batches, last_epoch):
@@ -205,7 +210,7 @@ def _fit(model, config, data, steps, backup, staging, verbose, callbacks):
             epochs=last_epoch,
             initial_epoch=first_epoch,
             skip_batches=skip_batches,
-            callbacks=[guard, backup, tensorboard, *callbacks],
+            callbacks=[guard, backup, *tensorboard, *callbacks],
             verbose=verbose,
         )
 
@@ -215,6 +220,8 @@ def _fit(model, config, data, steps, backup, staging, verbose, callbacks):
         epoch += 1
     if epoch < config.epochs:
         fit(epoch, 0, config.epochs)
+    if config.tensorboard:
+        write_projector(model, data, logs)
     return {name: list(values) for name, values in backup.history.items()}
 
 
@@ -283,10 +290,17 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
 
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs an op.
     strategy = make_strategy(config.strategy)
-    data = prepare(config)
-    run_dir = config.out or default_run_dir(config, runs_root)
+    config.validate()
+    run_dir = default_run_dir(config, runs_root) if config.out is None else config.out
     partial = partial_dir(run_dir)
-    _check_start(config, run_dir, partial, resume)
+    # One writer per run: the lock is held from the checks to the final rename.
+    with claim_dir(run_dir, check=lambda _: _check_start(config, run_dir, partial, resume)):
+        return _train_claimed(config, strategy, run_dir, partial, resume, verbose, list(callbacks))
+
+
+def _train_claimed(config, strategy, run_dir, partial, resume, verbose, callbacks):
+    """`train` once the run directory is checked and locked."""
+    data = prepare(config)
     steps = count_steps_per_epoch(config, data)
     with strategy.scope():
         model = build_compiled_model(config, data.data_shape, steps, x_train=data.x_train)
@@ -305,7 +319,7 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
         write_json(os.path.join(partial, runs.CONFIG_FILE), config.to_dict())
     os.makedirs(staging, exist_ok=True)
     try:
-        history = _fit(model, config, data, steps, backup, staging, verbose, list(callbacks))
+        history = _fit(model, config, data, steps, backup, staging, verbose, callbacks)
         metrics = write_run_files(model, config, data, history, staging)
         move_into_place(staging, run_dir)
     except TrainingDiverged as error:

@@ -5,7 +5,8 @@ A search directory holds:
     tuning.json                 the search's settings (a rerun must match them)
     search/                     Keras Tuner's project: oracle.json, and per trial
       trial_<id>/               trial.json, checkpoint.weights.h5, tfvae_trial.json
-    logs/<id>/execution0/       TensorBoard logs of each trial
+    logs/                       TensorBoard: the hparams experiment, and per trial
+      <id>/execution0/          its hparams, train/ and validation/ scalars, images/
     trials.txt, trials.csv      the table of trials
     objective_vs_latent_dim.png the objective against the latent size
     best/                       the best trial's model as a normal run directory
@@ -32,10 +33,15 @@ from tfvae.io.atomic import read_json
 from tfvae.io.atomic import staged_dir
 from tfvae.io.atomic import write_json
 from tfvae.io.atomic import write_text
+from tfvae.io.locks import check_target
+from tfvae.io.locks import exclusive_lock
 from tfvae.training.distribute import make_strategy
+from tfvae.training.tensorboard import write_hparams_config
+from tfvae.training.tensorboard import write_projector
 from tfvae.training.trainer import prepare
 from tfvae.training.trainer import write_run_dir
 from tfvae.tuning import report
+from tfvae.tuning import saved_state
 from tfvae.tuning.hyper_autoencoder import HyperAutoencoder
 
 SETTINGS_FILE = "tuning.json"
@@ -125,13 +131,21 @@ def check_search_dir(config):
         raise TfvaeError(f"search directory {directory} is a file; choose a new --dir")
     settings_path = os.path.join(directory, SETTINGS_FILE)
     if os.path.isfile(settings_path):
-        saved = read_json(settings_path)
+        saved = saved_state.read_search_settings(settings_path)
         saved = {k: v for k, v in saved.items() if k not in ("max_trials", "directory")}
         changed = _differences(saved, _as_json(config.settings()))
         if changed:
             raise TfvaeError(
                 f"{directory} holds a search with other settings: {'; '.join(changed)}. "
                 "Rerun with the same settings to resume it, or choose a new --dir"
+            )
+        if distributed_role() != "worker":  # the chief's state; it may be writing it now
+            saved_state.check_search_state(
+                config,
+                directory,
+                os.path.join(directory, PROJECT_NAME),
+                TRIAL_RECORD_FILE,
+                os.path.join(directory, BEST_DIR, BEST_TRIAL_FILE),
             )
         return True
     # Another process of a distributed search may be writing tuning.json right now.
@@ -349,6 +363,8 @@ def _write_best_run(tuner, hypermodel, config, data, best, directory):
             staging,
             logs_dir=logs if os.path.isdir(logs) else None,
         )
+        if config.train.tensorboard:
+            write_projector(model, data, os.path.join(staging, LOGS_DIR))
         write_json(
             os.path.join(staging, BEST_TRIAL_FILE),
             {
@@ -417,8 +433,18 @@ def tune(config, progress=True):
 
     config.validate()
     role = distributed_role()
-    data = prepare(config.train)
     directory = config.resolved_directory
+    check_target(directory, "--dir")
+    # One writer per search directory; the workers of a distributed search
+    # write into their chief's, whose lock covers them.
+    lock = contextlib.nullcontext() if role == "worker" else exclusive_lock(directory)
+    with lock:
+        return _search(config, role, directory, progress)
+
+
+def _search(config, role, directory, progress):
+    """`tune` once its directory is checked and locked."""
+    data = prepare(config.train)
     check_search_dir(config)
 
     os.makedirs(directory, exist_ok=True)
@@ -438,11 +464,14 @@ def tune(config, progress=True):
             flush=True,
         )
 
+    logs = os.path.join(directory, LOGS_DIR)
+    callbacks = []
+    if config.train.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=logs))
+        if role != "worker":
+            write_hparams_config(logs, hypermodel.search_space(), config.train.family.metrics)
     with _quiet_search_noise():
-        tuner.search(
-            callbacks=[keras.callbacks.TensorBoard(log_dir=os.path.join(directory, LOGS_DIR))],
-            verbose=0,
-        )
+        tuner.search(callbacks=callbacks, verbose=0)
         if role == "worker":
             return SearchResult(directory, role, [], None, None, "")
         result = write_report(tuner, hypermodel, config, data, directory, role or "single")

@@ -9,6 +9,7 @@ from sklearn.decomposition import PCA
 from tfvae.errors import TfvaeError
 from tfvae.models.rbm import RBM
 from tfvae.training.recipe import fit_model
+from tfvae.training.runs import check_run_data
 from tfvae.training.runs import load_run
 from tfvae.training.trainer import prepare
 
@@ -47,6 +48,7 @@ def load_pretrained(config, verbose=0):
     if config.run_dir is not None:
         train_config, model = load_run(config.run_dir)
         data = prepare(train_config)
+        check_run_data(config.run_dir, train_config, model, data)
         _check_labels(data, config)
         return model.encoder, data, f"run {config.run_dir}"
     train_config = config.autoencoder_config()

@@ -10,6 +10,7 @@ from tfvae.io.atomic import staged_dir
 from tfvae.io.atomic import timestamped_dir
 from tfvae.io.atomic import write_json
 from tfvae.io.atomic import write_text
+from tfvae.training.runs import check_new_run_dir
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "accuracy.csv"
@@ -51,6 +52,7 @@ def write_pretrain_dir(result, config, out):
     Returns:
         `out`.
     """
+    check_new_run_dir(out)
     with staged_dir(out, prefix=".tmp-pretrain-") as staging:
         write_json(
             os.path.join(staging, RESULTS_FILE),
