@@ -48,6 +48,13 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tfvae", "tfvae.*"]),
+    # The sample-quality digit features' weights and metadata travel in the wheel.
+    # The shipped presets (tfvae/presets/assets/<name>/: config, float16 weights, metadata,
+    # assets/) travel in the wheel too.
+    package_data={
+        "tfvae.evaluation": ["assets/*.weights.h5", "assets/*.json"],
+        "tfvae.presets": ["assets/*/*.json", "assets/*/*.weights.h5", "assets/*/assets/*"],
+    },
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

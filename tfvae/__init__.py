@@ -9,6 +9,7 @@ tfvae `.keras` file. The top level holds the everyday calls:
 - `tfvae.export(run_dir)`: SavedModel for TF Serving and verified TFLite;
 - `tfvae.load_run(run_dir)`: `(config, model)`;
 - `tfvae.load_dataset(name)`: train / validation / test splits.
+- `tfvae.from_preset(name_or_dir)`: a trained model (`tfvae.list_presets()`).
 
 Example:
 
@@ -27,6 +28,8 @@ from tfvae import models  # noqa: E402, F401  (registers the model families and 
 from tfvae.data.datasets import DataSplits  # noqa: E402
 from tfvae.data.datasets import load_dataset  # noqa: E402
 from tfvae.errors import TfvaeError  # noqa: E402
+from tfvae.presets import from_preset  # noqa: E402
+from tfvae.presets import list_presets  # noqa: E402
 from tfvae.training import fused_adam  # noqa: E402, F401  (registers FusedAdam)
 from tfvae.training.config import TrainConfig  # noqa: E402
 from tfvae.training.runs import evaluate_run as evaluate  # noqa: E402
@@ -44,6 +47,8 @@ __all__ = [
     "__version__",
     "evaluate",
     "export",
+    "from_preset",
+    "list_presets",
     "load_dataset",
     "load_run",
     "train",

@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import shlex
 
 from tfvae._startup import native_stderr_captured
 from tfvae.export import export_run
@@ -9,6 +10,8 @@ from tfvae.export import format_table
 from tfvae.export.layout import DEFAULT_BASE_DIR
 from tfvae.export.layout import DEFAULT_SERVER_BASE_PATH
 from tfvae.export.run import EXPORT_FORMATS
+from tfvae.io.interrupts import exit_on_interrupt
+from tfvae.presets import resolve_run_or_preset
 
 
 def add_export_parser(commands):
@@ -25,7 +28,9 @@ def add_export_parser(commands):
         "      --model_config_file=/models/models.config",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dir", help="a directory written by `tfvae train`")
+    parser.add_argument(
+        "run_dir", help="a directory written by `tfvae train`, or a preset (tfvae presets)"
+    )
     parser.add_argument(
         "--format",
         choices=EXPORT_FORMATS,
@@ -58,11 +63,16 @@ def add_export_parser(commands):
 
 def run_export(args):
 
-    # The TFLite converter and LiteRT log from C++ (MLIR passes, XNNPACK);
-    # the table below is the report.
-    with native_stderr_captured():
+    # Ctrl-C removes what the export has written and ends the process at
+    # once (see `tfvae.io.interrupts`). The TFLite converter and LiteRT log
+    # from C++ (MLIR passes, XNNPACK); the table below is the report.
+    with (
+        exit_on_interrupt("tfvae: interrupted"),
+        native_stderr_captured(),
+        resolve_run_or_preset(args.run_dir) as run_dir,
+    ):
         result = export_run(
-            args.run_dir,
+            run_dir,
             export_format=args.format,
             base_dir=args.base,
             model_name=args.name,
@@ -71,6 +81,11 @@ def run_export(args):
             server_base_path=args.server_base,
         )
     print(f"model {result.model_name}, version {result.version}")
+    for entry in result.left_out:
+        print(
+            f"models.config leaves out {os.path.join(args.base, entry)!r}: "
+            "TF Serving rejects its name as a model name"
+        )
     written = {}
     if result.saved_model_path:
         written["SavedModel"] = result.saved_model_path
@@ -83,8 +98,6 @@ def run_export(args):
     print(format_table(result.verification))
     if result.saved_model_path:
         print()
-        print(
-            "serve: docker run --rm -p 8501:8501 "
-            f'-v "{os.path.abspath(args.base)}:{args.server_base}" tensorflow/serving '
-            f"--model_config_file={args.server_base.rstrip('/')}/models.config"
-        )
+        mount = shlex.quote(f"{os.path.abspath(args.base)}:{args.server_base}")
+        config = shlex.quote(f"--model_config_file={args.server_base.rstrip('/')}/models.config")
+        print(f"serve: docker run --rm -p 8501:8501 -v {mount} tensorflow/serving {config}")

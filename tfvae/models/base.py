@@ -265,7 +265,40 @@ def mean_trackers(*names):
     return [keras.metrics.Mean(name=name) for name in names]
 
 
-class EncoderDecoderModel(TakesNoLabelsMixin, keras.Model):
+class PresetMixin:
+    """`from_preset` and `save_to_preset`: a model to and from a preset (see `tfvae.presets`).
+
+    A preset is a directory holding the model's `config.json`,
+    `model.weights.h5` and `metadata.json`, in keras-hub's layout; the
+    package ships a few trained ones (`tfvae presets` lists them). The
+    files are `tfvae.presets`'s business: these methods only hand over.
+
+    Example:
+
+    >>> vae = VAE.from_preset("vae_dense_mnist5k")
+    >>> vae.save_to_preset("my_vae")
+    >>> EncoderDecoderModel.from_preset("my_vae")  # whichever family it holds
+    """
+
+    @classmethod
+    def from_preset(cls, preset):
+        """Loads a preset: a shipped name, a directory or a hub handle (`hf://owner/repo`).
+
+        Called on a model class, refuses a preset holding another class;
+        called on `EncoderDecoderModel`, returns whichever family it holds.
+        """
+        from tfvae import presets  # presets sits above the models
+
+        return presets.from_preset(preset, model_class=cls)
+
+    def save_to_preset(self, preset_dir, **kwargs):
+        """Writes the model as a preset directory; `kwargs` as for `tfvae.presets.save_to_preset`."""
+        from tfvae import presets
+
+        return presets.save_to_preset(self, preset_dir, **kwargs)
+
+
+class EncoderDecoderModel(PresetMixin, TakesNoLabelsMixin, keras.Model):
     """What every tfvae encoder-decoder model shares: networks, likelihood, decoding, config.
 
     A subclass adds its objective (`per_example_losses`, `train_step`), its

@@ -22,7 +22,7 @@ def _flatten(x):
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class RBM(base.TakesNoLabelsMixin, keras.Model):
+class RBM(base.PresetMixin, base.TakesNoLabelsMixin, keras.Model):
     """Bernoulli-Bernoulli restricted Boltzmann machine.
 
     Binary visible units (the flattened input, values in [0, 1]) and binary

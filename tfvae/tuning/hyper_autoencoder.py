@@ -1,11 +1,15 @@
 """`HyperAutoencoder`: the Keras Tuner search space over AE and VAE settings."""
 
 import dataclasses
+import os
 
+import keras
 import keras_tuner
 
 from tfvae.training.recipe import compiled_model
 from tfvae.training.recipe import fit_on_splits
+from tfvae.training.tensorboard import IMAGES_RUN
+from tfvae.training.tensorboard import ImageSummaries
 
 
 class HyperAutoencoder(keras_tuner.HyperModel):
@@ -20,7 +24,10 @@ class HyperAutoencoder(keras_tuner.HyperModel):
     first, after others, or again after a crash.
 
     Each trial is therefore the run `tfvae train` would do with
-    `trial_config(hp)`: same seed, same data order, same model.
+    `trial_config(hp)`: same seed, same data order, same model. When the
+    search logs to TensorBoard, a trial also writes the pictures `tfvae
+    train` writes after every epoch (`ImageSummaries`), beside Keras's
+    scalars in the trial's log directory.
 
     Args:
         search_config: `SearchConfig`.
@@ -60,6 +67,12 @@ class HyperAutoencoder(keras_tuner.HyperModel):
             changes["hidden_units"] = (width,) * len(base.hidden_units)
         return dataclasses.replace(base, **changes)
 
+    def search_space(self):
+        """`{name: values}`: the settings searched and the choices of each, as `hp` names them."""
+        hp = keras_tuner.HyperParameters()
+        self.trial_config(hp)
+        return {h.name: tuple(h.values) for h in hp.space}
+
     def build(self, hp):
         model = compiled_model(self.trial_config(hp), self.data)
         # Keras Tuner restores checkpoints (the best model, a Hyperband trial
@@ -72,14 +85,24 @@ class HyperAutoencoder(keras_tuner.HyperModel):
         """Trains `model` on the training split, validating on the validation split.
 
         Keras Tuner passes `callbacks` (checkpointing, TensorBoard) and, for
-        Hyperband, `epochs` and `initial_epoch`.
+        Hyperband, `epochs` and `initial_epoch`. With a `TensorBoard`
+        callback, whose `log_dir` Keras Tuner has pointed at the trial's
+        own directory, the trial's pictures go to its `images/`.
         """
+        config = self.trial_config(hp)
+        callbacks = list(kwargs.pop("callbacks", None) or ())
+        logs = [c.log_dir for c in callbacks if isinstance(c, keras.callbacks.TensorBoard)]
+        if logs:
+            callbacks.append(
+                ImageSummaries(os.path.join(logs[0], IMAGES_RUN), self.data, seed=config.seed)
+            )
         return fit_on_splits(
             model,
-            self.trial_config(hp),
+            config,
             self.data,
             epochs=epochs,
             initial_epoch=initial_epoch,
+            callbacks=callbacks,
             verbose=verbose,
             **kwargs,
         )
