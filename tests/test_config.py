@@ -33,6 +33,8 @@ def test_auto_binarize_and_likelihood_follow_the_model():
         ({"learning_rate": 0.0}, "learning_rate must be a positive number"),
         ({"validation_fraction": 1.0}, "validation_fraction must be in"),
         ({"likelihood": "poisson"}, "unknown likelihood"),
+        ({"activation": "sigmoid"}, "unknown activation 'sigmoid'"),
+        ({"adam_epsilon": 0.0}, "adam_epsilon must be a positive number"),
     ],
 )
 def test_invalid_settings_are_named(kwargs, match):
@@ -86,3 +88,17 @@ def test_old_run_configs_with_every_family_setting_still_load():
     config = TrainConfig.from_dict(old)
     assert config.model == "ae" and config.options == {}
     assert "beta" not in config.to_dict()
+
+
+def test_activation_and_adam_epsilon_reach_the_networks_and_the_optimizer():
+    from tfvae.models import registry
+    from tfvae.training.recipe import build_optimizer
+
+    config = TrainConfig(activation="tanh", adam_epsilon=1e-4, lr_schedule="constant")
+    assert TrainConfig.from_json(config.to_json()) == config
+    encoder, decoder = registry.build_networks(config, (8, 8, 1), probabilistic=True)
+    assert encoder.activation == decoder.activation == "tanh"
+    assert build_optimizer(config).epsilon == pytest.approx(1e-4)
+    # The defaults are the behaviour before these settings: ReLU, Keras's epsilon.
+    default = TrainConfig(lr_schedule="constant")
+    assert (default.activation, build_optimizer(default).epsilon) == ("relu", 1e-7)

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from model_test_case import run_serialization_test
@@ -34,3 +35,38 @@ def test_output_shape_matches_the_outputs_and_shows_in_the_summary(arch):
     decoder.summary(print_fn=lambda line, **kwargs: lines.append(line))
     text = "\n".join(lines)
     assert "?" not in text and "(None, 8, 8, 1)" in text
+
+
+def test_tanh_decoder_computes_tanh_hidden_layers():
+    decoder = Decoder((8, 8, 1), hidden_units=(16, 8), activation="tanh")
+    z = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    out = np.asarray(decoder(z))
+    h = z
+    # The decoder applies the encoder's widths reversed: dense_0 has 8 units.
+    for i in range(2):
+        kernel, bias = decoder.get_layer(f"dense_{i}").get_weights()
+        h = np.tanh(h @ kernel + bias)
+    kernel, bias = decoder.get_layer("output_dense").get_weights()
+    np.testing.assert_allclose(out, (h @ kernel + bias).reshape(4, 8, 8, 1), rtol=1e-5, atol=1e-5)
+    clone = run_serialization_test(decoder)
+    assert clone.get_config()["activation"] == "tanh"
+
+
+def test_conv_decoder_uses_the_activation_in_every_hidden_layer():
+    decoder = Decoder((8, 8, 1), arch="conv", hidden_units=(16,), filters=(4, 8), activation="gelu")
+    hidden = [layer for layer in decoder.body[:-1] if hasattr(layer, "activation")]
+    assert [layer.name for layer in hidden] == ["dense_0", "project", "deconv_0", "deconv_1"]
+    assert all(layer.activation is keras.activations.gelu for layer in hidden)
+    assert decoder.body[-1].activation is keras.activations.linear
+
+
+def test_config_without_activation_loads_as_relu():
+    decoder = Decoder((8, 8, 1), hidden_units=(16,))
+    decoder.build((None, 5))
+    config = decoder.get_config()
+    del config["activation"]  # as written before the activation setting
+    restored = Decoder.from_config(config)
+    assert restored.activation == "relu"
+    assert restored.get_layer("dense_0").activation is keras.activations.relu
+    with pytest.raises(TfvaeError, match="unknown activation 'swish'"):
+        Decoder((8, 8, 1), activation="swish")

@@ -8,6 +8,7 @@ from keras import layers
 
 from tfvae.errors import TfvaeError
 from tfvae.models.base import build_sequence
+from tfvae.models.encoder import check_activation
 from tfvae.models.encoder import check_architecture
 from tfvae.models.encoder import check_positive_int
 from tfvae.models.encoder import check_units
@@ -46,6 +47,9 @@ class Decoder(keras.Model):
             Defaults to `(512,)`.
         filters: tuple of int. Encoder conv filters, reversed here.
             Defaults to `(32, 64)`.
+        activation: str. Nonlinearity of the hidden layers (`"relu"`,
+            `"tanh"`, `"elu"` or `"gelu"`); the output layer stays linear.
+            Defaults to `"relu"`.
         **kwargs: Base `keras.Model` arguments such as `name` and `dtype`.
 
     Example:
@@ -61,10 +65,12 @@ class Decoder(keras.Model):
         arch="dense",
         hidden_units=(512,),
         filters=(32, 64),
+        activation="relu",
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_architecture(arch)
+        check_activation(activation)
         output_shape = tuple(int(d) for d in output_shape)
         for d in output_shape:
             check_positive_int("output_shape", d)
@@ -76,7 +82,7 @@ class Decoder(keras.Model):
         # === Layers ===
         policy = self.dtype_policy
         self.body = [
-            layers.Dense(n, activation="relu", dtype=policy, name=f"dense_{i}")
+            layers.Dense(n, activation=activation, dtype=policy, name=f"dense_{i}")
             for i, n in enumerate(reversed(hidden_units))
         ]
         if arch == "dense":
@@ -89,7 +95,7 @@ class Decoder(keras.Model):
             height, width, channels = output_shape
             bottom = (height // factor, width // factor, filters[-1])
             self.body.append(
-                layers.Dense(math.prod(bottom), activation="relu", dtype=policy, name="project")
+                layers.Dense(math.prod(bottom), activation=activation, dtype=policy, name="project")
             )
             self.body.append(layers.Reshape(bottom, dtype=policy, name="reshape"))
             for i, n in enumerate(reversed(filters)):
@@ -99,7 +105,7 @@ class Decoder(keras.Model):
                         3,
                         strides=2,
                         padding="same",
-                        activation="relu",
+                        activation=activation,
                         dtype=policy,
                         name=f"deconv_{i}",
                     )
@@ -115,6 +121,7 @@ class Decoder(keras.Model):
         self.arch = arch
         self.hidden_units = hidden_units
         self.filters = filters
+        self.activation = activation
 
     def build(self, input_shape):
         build_sequence(self.body, input_shape)
@@ -154,6 +161,7 @@ class Decoder(keras.Model):
                 "arch": self.arch,
                 "hidden_units": list(self.hidden_units),
                 "filters": list(self.filters),
+                "activation": self.activation,
             }
         )
         return config

@@ -4,11 +4,14 @@ import keras
 from keras import layers
 from keras import ops
 
+from tfvae import checks
 from tfvae.errors import TfvaeError
 from tfvae.math.losses import soft_clip
 from tfvae.models.base import build_sequence
 
 ARCHITECTURES = ("dense", "conv")
+# The hidden layers' nonlinearity; the heads stay linear.
+ACTIVATIONS = ("relu", "tanh", "elu", "gelu")
 
 # Bounds of the posterior's log-variance: sigma stays within [exp(-8), exp(8)]
 # (about 3e-4 to 3e3) however extreme the input, so exp never overflows.
@@ -18,6 +21,10 @@ LOG_VARIANCE_BOUNDS = (-16.0, 16.0)
 def check_architecture(arch):
     if arch not in ARCHITECTURES:
         raise TfvaeError(f"unknown architecture {arch!r}; expected one of {list(ARCHITECTURES)}")
+
+
+def check_activation(activation):
+    return checks.choice("activation", activation, ACTIVATIONS)
 
 
 def check_positive_int(name, value):
@@ -53,6 +60,8 @@ class Encoder(keras.Model):
             convolutions. Defaults to `(32, 64)`.
         probabilistic: bool. Return `(mu, sigma)` instead of `z`.
             Defaults to `False`.
+        activation: str. Nonlinearity of the hidden layers: `"relu"`,
+            `"tanh"`, `"elu"` or `"gelu"`. Defaults to `"relu"`.
         **kwargs: Base `keras.Model` arguments such as `name` and `dtype`.
 
     Example:
@@ -70,11 +79,13 @@ class Encoder(keras.Model):
         hidden_units=(512,),
         filters=(32, 64),
         probabilistic=False,
+        activation="relu",
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_positive_int("latent_dim", latent_dim)
         check_architecture(arch)
+        check_activation(activation)
         hidden_units = check_units("hidden_units", hidden_units)
         filters = check_units("filters", filters)
 
@@ -88,7 +99,7 @@ class Encoder(keras.Model):
                         3,
                         strides=2,
                         padding="same",
-                        activation="relu",
+                        activation=activation,
                         dtype=self.dtype_policy,
                         name=f"conv_{i}",
                     )
@@ -96,7 +107,7 @@ class Encoder(keras.Model):
         self.body.append(layers.Flatten(dtype=self.dtype_policy, name="flatten"))
         for i, n in enumerate(hidden_units):
             self.body.append(
-                layers.Dense(n, activation="relu", dtype=self.dtype_policy, name=f"dense_{i}")
+                layers.Dense(n, activation=activation, dtype=self.dtype_policy, name=f"dense_{i}")
             )
         head_units = 2 * latent_dim if probabilistic else latent_dim
         self.head = layers.Dense(head_units, dtype=self.dtype_policy, name="head")
@@ -107,6 +118,7 @@ class Encoder(keras.Model):
         self.hidden_units = hidden_units
         self.filters = filters
         self.probabilistic = probabilistic
+        self.activation = activation
 
     def build(self, input_shape):
         build_sequence([*self.body, self.head], input_shape)
@@ -145,6 +157,7 @@ class Encoder(keras.Model):
                 "hidden_units": list(self.hidden_units),
                 "filters": list(self.filters),
                 "probabilistic": self.probabilistic,
+                "activation": self.activation,
             }
         )
         return config

@@ -20,7 +20,12 @@ from tfvae.training.fused_adam import FusedAdam
 
 
 def build_optimizer(config, steps_per_epoch=None):
-    """Adam, or AdamW with `config.weight_decay`, with the configured step-size schedule."""
+    """Adam, or AdamW with `config.weight_decay`, with the configured step-size schedule.
+
+    `config.adam_epsilon` is Keras's `epsilon`: added to the square root of
+    the uncorrected second moment (Kingma and Ba's "epsilon hat"), as in
+    Keras and TensorFlow.
+    """
 
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
@@ -31,7 +36,9 @@ def build_optimizer(config, steps_per_epoch=None):
         )
     # Keras's Adam (AdamW with weight decay), each variable's update fused
     # into one kernel: a third of a default train step on CPU otherwise.
-    optimizer = FusedAdam(learning_rate, weight_decay=config.weight_decay or None)
+    optimizer = FusedAdam(
+        learning_rate, epsilon=config.adam_epsilon, weight_decay=config.weight_decay or None
+    )
     if config.weight_decay:
         # Decay pulls weights to 0; for the Gaussian's log-scale that means scale 1.
         optimizer.exclude_from_weight_decay(var_names=["observation_log_scale"])
