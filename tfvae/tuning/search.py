@@ -35,6 +35,7 @@ from tfvae.io.atomic import write_json
 from tfvae.io.atomic import write_text
 from tfvae.io.locks import check_target
 from tfvae.io.locks import exclusive_lock
+from tfvae.models import registry
 from tfvae.training.distribute import make_strategy
 from tfvae.training.tensorboard import write_hparams_config
 from tfvae.training.tensorboard import write_projector
@@ -446,6 +447,11 @@ def _search(config, role, directory, progress):
     """`tune` once its directory is checked and locked."""
     data = prepare(config.train)
     check_search_dir(config)
+    # The largest model of the search must fit before any trial starts.
+    largest = {"latent_dim": max(config.latent_dims)}
+    if config.widths is not None:
+        largest["hidden_units"] = (max(config.widths),) * len(config.train.hidden_units)
+    registry.check_trainable_size(dataclasses.replace(config.train, **largest), data.data_shape)
 
     os.makedirs(directory, exist_ok=True)
     write_json(os.path.join(directory, SETTINGS_FILE), config.to_dict())

@@ -9,6 +9,7 @@ examples, with the same calibration split, and refuses anything else.
 
 import os
 
+from tfvae import checks
 from tfvae.apps.anomaly.output import RESULTS_FILE
 from tfvae.apps.anomaly.scenario import Scenario
 from tfvae.apps.anomaly.scenario import same_source
@@ -19,6 +20,7 @@ from tfvae.models.registry import family_of
 from tfvae.models.registry import get_family
 from tfvae.training.runs import CONFIG_FILE
 from tfvae.training.runs import MODEL_FILE
+from tfvae.training.runs import check_saved_model_size
 
 
 def load_scoring_run(run_dir):
@@ -35,8 +37,12 @@ def load_scoring_run(run_dir):
     settings = read_json(os.path.join(run_dir, CONFIG_FILE))
     if not isinstance(settings, dict):
         raise TfvaeError(f"cannot read config {run_dir}/{CONFIG_FILE}: not a JSON object")
-    model = load_model_file(os.path.join(run_dir, MODEL_FILE))
+    model = load_model_file(os.path.join(run_dir, MODEL_FILE), check_config=check_saved_model_size)
     family_of(model)
+    try:
+        resolved_binarize(settings)
+    except TfvaeError as error:
+        raise TfvaeError(f"cannot read config {run_dir}/{CONFIG_FILE}: {error}") from None
     return model, settings
 
 
@@ -45,7 +51,7 @@ def resolved_binarize(settings):
     binarize = settings.get("binarize")
     if binarize is None:
         return get_family(settings.get("model")).binarize_by_default
-    return bool(binarize)
+    return checks.boolean("binarize", binarize)
 
 
 def trained_scenario(run_dir, settings):
