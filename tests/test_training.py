@@ -51,3 +51,25 @@ def test_compiled_model_starts_at_the_data_mean_and_trains(digits_binary):
         digits_binary.pipeline("train", 128), epochs=3, verbose=0, shuffle=False
     ).history
     assert history["loss"][-1] < history["loss"][0]
+
+
+def test_the_default_kl_warm_up_is_the_first_fifth_of_the_run(digits_binary):
+    from tfvae.models import build_model
+
+    config = TrainConfig(dataset="digits", hidden_units=(8,), epochs=50)
+    steps = count_steps_per_epoch(config, digits_binary)
+    model = build_compiled_model(config, digits_binary.data_shape, steps)
+    assert model.kl_warmup_steps == 10 * steps
+    short = TrainConfig(dataset="digits", hidden_units=(8,), epochs=4)
+    assert build_compiled_model(short, digits_binary.data_shape, steps).kl_warmup_steps == 0
+    given = TrainConfig(dataset="digits", hidden_units=(8,), epochs=50, kl_warmup_epochs=3)
+    assert build_compiled_model(given, digits_binary.data_shape, steps).kl_warmup_steps == 3 * steps
+    # Built outside training, the default warm-up has no steps to count; a given one raises.
+    assert build_model(config, digits_binary.data_shape).kl_warmup_steps == 0
+    with pytest.raises(TfvaeError, match="KL warm-up needs steps_per_epoch"):
+        build_model(given, digits_binary.data_shape)
+
+
+def test_the_default_vae_drops_a_tenth_of_its_input_for_the_encoder():
+    assert TrainConfig().input_dropout == 0.1
+    assert TrainConfig(input_dropout=0.0).input_dropout == 0.0

@@ -19,7 +19,13 @@ from tfvae.training.config import TrainConfig
 
 
 def small_vae(
-    shape=(8, 8, 1), arch="dense", latent_dim=3, likelihood="bernoulli", beta=1.0, seed=0
+    shape=(8, 8, 1),
+    arch="dense",
+    latent_dim=3,
+    likelihood="bernoulli",
+    beta=1.0,
+    seed=0,
+    input_dropout=0.0,
 ):
     keras.utils.set_random_seed(seed)
     vae = VAE(
@@ -28,6 +34,7 @@ def small_vae(
         beta=beta,
         likelihood=likelihood,
         seed=seed,
+        input_dropout=input_dropout,
     )
     vae.build((None, *shape))
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -209,6 +216,41 @@ def test_iwae_training_reports_a_bound_tighter_than_the_elbo(digits_binary):
     assert history["loss"][-1] < history["loss"][0]
 
 
+def test_dreg_keeps_the_decoder_gradient_and_changes_only_the_encoders(digits_binary):
+    x = tf.constant(digits_binary.x_train[:128])
+    iwae = small_vae(latent_dim=4)
+    iwae.iwae_samples = 8
+    dreg = small_vae(latent_dim=4)
+    dreg.iwae_samples, dreg.dreg = 8, True
+    dreg.set_weights(iwae.get_weights())
+    eps = tf.random.stateless_normal([8, 128, 4], seed=[1, 2])
+
+    def gradients(vae):
+        vae.training_noise = lambda x, samples: eps
+        with tf.GradientTape() as tape:
+            objective, terms = vae._training_terms(x)
+            loss = tf.reduce_mean(objective)
+        del vae.training_noise
+        return tape.gradient(loss, vae.trainable_variables), terms
+
+    (iwae_grads, iwae_terms), (dreg_grads, dreg_terms) = gradients(iwae), gradients(dreg)
+    # The same samples, so the same reported bound.
+    np.testing.assert_allclose(dreg_terms["loss"], iwae_terms["loss"], rtol=1e-5)
+    n_encoder = len(iwae.encoder.trainable_variables)
+    for a, b in zip(iwae_grads[n_encoder:], dreg_grads[n_encoder:], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    changed = [
+        float(tf.norm(a - b) / tf.norm(a))
+        for a, b in zip(iwae_grads[:n_encoder], dreg_grads[:n_encoder], strict=True)
+    ]
+    assert all(change > 1e-3 for change in changed), changed
+    history = dreg.fit(digits_binary.x_train, epochs=3, batch_size=64, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    with pytest.raises(TfvaeError, match="dreg .* needs iwae_samples > 1"):
+        TrainConfig(dreg=True)
+    assert TrainConfig(iwae_samples=5, dreg=True).dreg
+
+
 def test_output_bias_starts_the_decoder_at_the_data_mean(mnist5k_binary):
     for arch in ("dense", "conv"):
         vae = small_vae(shape=(28, 28, 1), arch=arch)
@@ -223,8 +265,9 @@ def test_output_bias_starts_the_decoder_at_the_data_mean(mnist5k_binary):
             np.testing.assert_allclose(bias, [expected.mean()], rtol=1e-5)
 
 
+@pytest.mark.parametrize("input_dropout", [0.0, 0.3])
 def test_mirrored_vae_training_matches_one_device_with_an_uneven_last_batch(
-    digits_binary, two_cpu_strategies
+    digits_binary, two_cpu_strategies, input_dropout
 ):
     """Loss averaged over the global batch and noise drawn for the global batch:
     two replicas train exactly the model one device trains."""
@@ -232,7 +275,7 @@ def test_mirrored_vae_training_matches_one_device_with_an_uneven_last_batch(
 
     def train(strategy):
         with strategy.scope():
-            vae = small_vae(seed=5)
+            vae = small_vae(seed=5, input_dropout=input_dropout)
         dataset = tf.data.Dataset.from_tensor_slices(x).batch(32)
         history = vae.fit(dataset, epochs=2, verbose=0, shuffle=False).history
         return [v.numpy() for v in vae.weights], history
@@ -244,6 +287,33 @@ def test_mirrored_vae_training_matches_one_device_with_an_uneven_last_batch(
         np.testing.assert_allclose(a, b, atol=1e-5)
     for name in ("loss", "reconstruction_loss", "kl_loss", "neg_elbo"):
         np.testing.assert_allclose(single[name], mirrored[name], rtol=1e-5)
+
+
+def test_input_dropout_drops_that_fraction_for_the_encoder_only(digits_binary):
+    x = tf.constant(digits_binary.x_train[:512])
+    vae = small_vae(seed=3, input_dropout=0.25)
+    seen = vae.dropped_input(x).numpy()
+    on = digits_binary.x_train[:512] > 0
+    dropped = (seen == 0) & on
+    # About a quarter of the features that were on are dropped; the rest are scaled by 4/3.
+    assert dropped.sum() / on.sum() == pytest.approx(0.25, abs=0.01)
+    np.testing.assert_allclose(
+        seen[on & ~dropped], digits_binary.x_train[:512][on & ~dropped] / 0.75
+    )
+    # A pure function of (seed, step), apart from the posterior noise's stream.
+    again = small_vae(seed=3, input_dropout=0.25)
+    np.testing.assert_array_equal(again.dropped_input(x), seen)
+    vae.optimizer.iterations.assign(1)
+    assert not np.array_equal(vae.dropped_input(x), seen)
+    # The decoder still reconstructs the whole input: the terms' targets are x.
+    objective, terms = vae._training_terms(x)
+    clean = vae.per_example_losses(x, eps=vae.training_noise(x)[0])
+    assert not np.allclose(terms["kl_loss"], clean["kl_loss"])
+    # Evaluation and the exported functions see the input whole.
+    np.testing.assert_array_equal(vae(x), vae(x))
+    assert small_vae(input_dropout=0.25).get_config()["input_dropout"] == 0.25
+    with pytest.raises(TfvaeError, match="input_dropout"):
+        small_vae(input_dropout=1.0)
 
 
 def test_seeded_training_noise_depends_only_on_seed_and_step(digits_binary):

@@ -5,21 +5,32 @@ import os
 import sys
 
 from tfvae import settings
+from tfvae.data.datasets import load_dataset
 from tfvae.errors import TfvaeError
+from tfvae.evaluation import sample_quality
+from tfvae.evaluation.feature_extractors import FEATURE_EXTRACTORS
+from tfvae.evaluation.feature_extractors import feature_extractor
 from tfvae.evaluation.metrics import DEFAULT_NLL_SAMPLES
 from tfvae.evaluation.metrics import format_metrics
+from tfvae.io.atomic import write_json
 from tfvae.models import registry
 from tfvae.training.callbacks import latest_checkpoint
 from tfvae.training.config import TrainConfig
 from tfvae.training.config import train_settings
+from tfvae.training.recipes import RECIPES
+from tfvae.training.recipes import recipe_settings
 from tfvae.training.runs import evaluate_run
+from tfvae.training.runs import load_run
 from tfvae.training.trainer import BACKUP_DIR
 from tfvae.training.trainer import partial_dir
 from tfvae.training.trainer import train
 
+SAMPLE_QUALITY_FILE = "sample_quality.json"
+
 TRAIN_EXAMPLES = """examples:
   tfvae train                                    # the default VAE on bundled MNIST digits
   tfvae train --model ae --arch conv --latent-dim 8 --epochs 20
+  tfvae train --recipe quality                   # a better likelihood, slower
   tfvae train --dataset my_images.npz --out runs/mine
   tfvae train --out runs/long --resume           # continue a killed run
 """
@@ -91,6 +102,14 @@ def add_train_parser(commands):
         help="Continue the killed run of --out DIR from its last checkpoint (kept in "
         "DIR.partial), or start it if there is none",
     )
+    parser.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        default=None,
+        help="A VAE training recipe: "
+        + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
+        + ". Flags given explicitly win over the recipe's. Default: fast",
+    )
     parser.set_defaults(handler=run_train)
 
 
@@ -110,11 +129,36 @@ def add_evaluate_parser(commands):
         default=DEFAULT_NLL_SAMPLES,
         help="VAE: importance samples for -log p(x); 0 skips it. Default: %(default)s",
     )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        help="Sample quality: FID, KID and precision/recall of N prior samples and of the "
+        "test reconstructions against the test set, written to RUN_DIR/"
+        f"{SAMPLE_QUALITY_FILE}; 0 skips it. Default: %(default)s",
+    )
+    parser.add_argument(
+        "--features",
+        choices=list(FEATURE_EXTRACTORS),
+        default="mnist",
+        help="Features for --samples: the shipped digit classifier's (offline) or "
+        "InceptionV3's (weights from the Keras cache, never downloaded). Default: %(default)s",
+    )
     parser.set_defaults(handler=run_evaluate)
 
 
-def run_train(args):
+def train_config_from_args(args):
+    """The `TrainConfig` of `tfvae train`'s flags, with `--recipe`'s settings where not given."""
     config = config_from_args(args)
+    if args.recipe is None:
+        return config
+    explicit = settings.values_from_args(args, family_settings())
+    recipe = recipe_settings(args.recipe, config.model)
+    return TrainConfig(**{**config.to_dict(), **recipe, **explicit})
+
+
+def run_train(args):
+    config = train_config_from_args(args)
     try:
         result = train(config, verbose=0 if args.quiet else "auto", resume=args.resume)
     except KeyboardInterrupt:
@@ -140,5 +184,33 @@ def _say_how_to_resume(config, stream):
 def run_evaluate(args):
     if args.nll_samples < 0:
         raise TfvaeError(f"--nll-samples must be >= 0. Received: {args.nll_samples}")
+    if args.samples < 0:
+        raise TfvaeError(f"--samples must be >= 0. Received: {args.samples}")
+    features = None
+    if args.samples:
+        # Before the evaluation, so that a bad count or absent InceptionV3 weights fail at once.
+        sample_quality.check_sample_count(args.samples, name="--samples")
+        features = feature_extractor(args.features)
     config, metrics = evaluate_run(args.run_dir, nll_samples=args.nll_samples, verbose=True)
     print(format_metrics(config, metrics))
+    if args.samples:
+        _evaluate_sample_quality(args.run_dir, args.samples, features)
+
+
+def _evaluate_sample_quality(run_dir, samples, features):
+    config, model = load_run(run_dir)
+    data = load_dataset(
+        config.dataset,
+        binarize=config.resolved_binarize,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+    )
+    quality = sample_quality.sample_quality(model, data, samples, features=features)
+    print(sample_quality.format_sample_quality(quality))
+    path = os.path.join(run_dir, SAMPLE_QUALITY_FILE)
+    try:
+        write_json(path, quality)
+    except OSError as error:
+        print(f"tfvae: could not write {path}: {error}", file=sys.stderr)
+        return
+    print(f"sample quality written to {path}")

@@ -65,6 +65,37 @@ def importance_weighted_bound(log_weights):
     return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(k)
 
 
+def dreg_surrogate(log_weights, z, log_weights_grad_z):
+    """Per-example surrogate whose gradient is the IWAE bound's with DReG for the encoder.
+
+    Doubly reparameterized gradients (Tucker et al. 2018): the encoder's
+    gradient of the importance-weighted bound is `sum_k w_k^2 d log w_k /
+    d phi` through the samples `z_k` only (q's parameters held fixed in
+    `log q(z_k | x)`), with `w` the normalised weights; its mean is the
+    IWAE gradient's and its variance lower, which keeps the encoder
+    learning as `k` grows. The decoder's gradient is the IWAE one,
+    `sum_k w_k d log w_k / d theta`.
+
+    Args:
+        log_weights: `[k, batch]`, `log p(x, z_k) - log q(z_k | x)` computed
+            with q's mean and scale stopped (`tf.stop_gradient`), so they
+            reach the encoder only through `z`.
+        z: `[k, batch, latent]`, the samples `mu + sigma * eps`.
+        log_weights_grad_z: `[k, batch, latent]`, `d log_weights / d z`.
+
+    Returns:
+        `[batch]`. Not the bound's value (use `importance_weighted_bound`
+        for that): its gradient is the estimator. Maximise it.
+    """
+    log_weights = tf.cast(log_weights, tf.float32)
+    w = tf.stop_gradient(tf.nn.softmax(log_weights, axis=0))
+    # Gradient sum_k w_k d log w_k: IWAE's for the decoder, and w-weighted path terms for the
+    # encoder, which the second term turns into w^2-weighted ones. The second term is linear in
+    # z with a stopped slope, so it has no decoder gradient.
+    path = tf.reduce_sum(tf.stop_gradient(log_weights_grad_z) * tf.cast(z, tf.float32), axis=-1)
+    return tf.reduce_sum(w * log_weights + tf.stop_gradient(w * w - w) * path, axis=0)
+
+
 def active_units(posterior_means, threshold=0.01):
     """Number of latent units whose posterior mean varies across the data.
 

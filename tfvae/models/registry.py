@@ -74,6 +74,9 @@ class ModelFamily:
             e.g. `(0.0, 1.0)`; `None` takes any real values. Defaults to
             `None`.
         capabilities: tuple of str. Among `CAPABILITIES`. Defaults to `()`.
+        check: callable or None. `check(options)` runs after each setting's
+            own check, with the family's settings by name, and raises
+            `TfvaeError` for a combination they cannot say alone.
     """
 
     name: str
@@ -85,6 +88,7 @@ class ModelFamily:
     binarize_by_default: bool = False
     value_range: tuple | None = None
     capabilities: tuple = ()
+    check: object = None
 
     def __post_init__(self):
         unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
@@ -201,6 +205,19 @@ def build_model(config, data_shape, steps_per_epoch=None):
             your own.
     """
     family = get_family(config.model)
+    check_trainable_size(config, data_shape)
+    model = family.build(config, tuple(data_shape), steps_per_epoch)
+    model.build((None, *data_shape))
+    return model
+
+
+def check_trainable_size(config, data_shape):
+    """Raises `TfvaeError` if training the model `config` describes needs more memory than there is.
+
+    Args:
+        config: `TrainConfig`.
+        data_shape: tuple of int. Shape of one example.
+    """
     check_model_size(
         network_parameters(
             data_shape,
@@ -208,16 +225,13 @@ def build_model(config, data_shape, steps_per_epoch=None):
             config.arch,
             config.hidden_units,
             config.filters,
-            probabilistic=family.can("prior"),
+            probabilistic=get_family(config.model).can("prior"),
         ),
         BYTES_PER_TRAINED_PARAMETER,
         f"the {config.model} model (arch={config.arch}, latent_dim={config.latent_dim}, "
         f"hidden_units={list(config.hidden_units)}) for data of shape {tuple(data_shape)}",
         "train",
     )
-    model = family.build(config, tuple(data_shape), steps_per_epoch)
-    model.build((None, *data_shape))
-    return model
 
 
 def network_parameters(

@@ -7,6 +7,7 @@ import tensorflow_probability as tfp
 
 from tfvae import checks
 from tfvae.errors import TfvaeError
+from tfvae.math.losses import dreg_surrogate
 from tfvae.math.losses import importance_weighted_bound
 from tfvae.math.losses import soft_clip
 from tfvae.models import base
@@ -23,6 +24,8 @@ LOG_SCALE_BOUNDS = (-6.0, 6.0)
 # rate per step, and at 1e-3 an unscaled log-scale needs thousands of steps to
 # reach typical values (log 0.1 = -2.3) while the decoder waits on it.
 LOG_SCALE_PER_WEIGHT_UNIT = 10.0
+# Folded into the noise key: input dropout draws from a stream apart from eps.
+INPUT_DROPOUT_STREAM = 1
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -70,6 +73,19 @@ class VAE(base.EncoderDecoderModel):
         kl_warmup_steps: int. Anneal the KL weight linearly from 0 to
             `beta` over this many optimizer steps (computed in the graph from
             `optimizer.iterations`, so it resumes exactly). Defaults to `0`.
+        input_dropout: float in [0, 1). In training, the encoder sees the
+            input with this fraction of its features dropped (zeroed, the
+            rest scaled by `1 / (1 - rate)`), drawn like `eps`; the decoder
+            still reconstructs the whole input. `q(z | x)` stays a valid
+            posterior, so the objective is still a bound on `log p(x)`; it
+            regularises the encoder against overfitting small data.
+            Defaults to `0.0`.
+        dreg: bool. With `iwae_samples > 1`, train the encoder on doubly
+            reparameterized gradients of the bound (DReG, Tucker et al.
+            2018; `tfvae.math.losses.dreg_surrogate`): the same expected
+            gradient with a lower variance, which keeps the encoder
+            learning as `k` grows. Costs one more pass back through the
+            decoder. Defaults to `False`.
         **kwargs: Base `keras.Model` arguments such as `name`.
 
     Example:
@@ -101,6 +117,8 @@ class VAE(base.EncoderDecoderModel):
         seed=None,
         iwae_samples=1,
         kl_warmup_steps=0,
+        input_dropout=0.0,
+        dreg=False,
         **kwargs,
     ):
         super().__init__(encoder, decoder, likelihood, **kwargs)
@@ -109,6 +127,10 @@ class VAE(base.EncoderDecoderModel):
         beta = checks.number_in("beta", beta, low=0)
         iwae_samples = checks.positive_int("iwae_samples", iwae_samples)
         kl_warmup_steps = checks.non_negative_int("kl_warmup_steps", kl_warmup_steps)
+        input_dropout = checks.number_in(
+            "input_dropout", input_dropout, low=0, high=1, high_open=True
+        )
+        _check_settings({"dreg": checks.boolean("dreg", dreg), "iwae_samples": iwae_samples})
 
         # === Layers ===
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
@@ -123,6 +145,8 @@ class VAE(base.EncoderDecoderModel):
         self.seed = seed
         self.iwae_samples = iwae_samples
         self.kl_warmup_steps = kl_warmup_steps
+        self.input_dropout = input_dropout
+        self.dreg = bool(dreg)
         (
             self.loss_tracker,
             self.reconstruction_tracker,
@@ -256,13 +280,14 @@ class VAE(base.EncoderDecoderModel):
         progress = tf.cast(self.optimizer.iterations, tf.float32) / float(self.kl_warmup_steps)
         return self.beta * tf.minimum(progress, 1.0)
 
-    def per_example_losses(self, x, training=False, eps=None):
+    def per_example_losses(self, x, training=False, eps=None, encoder_input=None):
         """Returns per-example `loss` (negative ELBO), `reconstruction_loss` and `kl_loss`.
 
         One posterior sample per example; `eps` fixes it. `loss` uses `beta`
         (not the warm-up weight), so it is comparable across epochs.
+        `encoder_input` (default `x`) is what the encoder sees.
         """
-        mu, sigma = self.encoder(x, training=training)
+        mu, sigma = self.encoder(x if encoder_input is None else encoder_input, training=training)
         posterior = tfd.Independent(tfd.Normal(loc=mu, scale=sigma), reinterpreted_batch_ndims=1)
         z = self.reparameterize(mu, sigma, eps)
         observation = self.observation_distribution(z, training=training)
@@ -274,21 +299,49 @@ class VAE(base.EncoderDecoderModel):
             "kl_loss": kl,
         }
 
-    def _log_weight_terms(self, x, eps, training=False):
+    def _log_weight_terms(self, x, eps, training=False, encoder_input=None):
         """Returns `(log p(x|z_k), log p(z_k) - log q(z_k|x), posterior)`, terms `[k, batch]`."""
-        mu, sigma = self.encoder(x, training=training)
+        mu, sigma = self.encoder(x if encoder_input is None else encoder_input, training=training)
         posterior = tfd.Independent(tfd.Normal(loc=mu, scale=sigma), reinterpreted_batch_ndims=1)
         z = mu + sigma * tf.cast(eps, tf.float32)
+        log_px_z = self._log_likelihood_of_samples(x, z, training=training)
+        log_ratio = self.prior().log_prob(z) - posterior.log_prob(z)
+        return log_px_z, log_ratio, posterior
+
+    def _log_likelihood_of_samples(self, x, z, training=False):
+        """`log p(x | z_k)`, `[k, batch]`, for samples `z` of shape `[k, batch, latent_dim]`."""
         k = tf.shape(z)[0]
-        batch = tf.shape(mu)[0]
+        batch = tf.shape(z)[1]
         params = self.decoder(tf.reshape(z, [k * batch, self.latent_dim]), training=training)
         params = tf.reshape(params, tf.concat([[k, batch], tf.shape(params)[1:]], axis=0))
         observation = self.likelihood.distribution(
             params, self.observation_scale(), event_ndims=len(x.shape) - 1
         )
-        log_px_z = observation.log_prob(tf.broadcast_to(tf.cast(x, tf.float32), tf.shape(params)))
-        log_ratio = self.prior().log_prob(z) - posterior.log_prob(z)
-        return log_px_z, log_ratio, posterior
+        return observation.log_prob(tf.broadcast_to(tf.cast(x, tf.float32), tf.shape(params)))
+
+    def _dreg_objective(self, x, eps, kl_weight, encoder_input=None):
+        """The DReG surrogate to minimise, `[batch]`, and `_log_weight_terms` at its samples.
+
+        The log-weights are taken with q's mean and scale stopped, so the
+        encoder is reached through the samples only; their gradient with
+        respect to the samples comes from a tape of its own (one more pass
+        back through the decoder). See `tfvae.math.losses.dreg_surrogate`.
+        """
+        mu, sigma = self.encoder(x if encoder_input is None else encoder_input, training=True)
+        posterior = tfd.Independent(tfd.Normal(loc=mu, scale=sigma), reinterpreted_batch_ndims=1)
+        held = tfd.Independent(
+            tfd.Normal(loc=tf.stop_gradient(mu), scale=tf.stop_gradient(sigma)),
+            reinterpreted_batch_ndims=1,
+        )
+        z = mu + sigma * tf.cast(eps, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            log_px_z = self._log_likelihood_of_samples(x, z, training=True)
+            log_ratio = self.prior().log_prob(z) - held.log_prob(z)
+            log_weights = log_px_z + kl_weight * log_ratio
+        grad_z = tape.gradient(log_weights, z)
+        objective = -dreg_surrogate(log_weights, z, grad_z)
+        return objective, (log_px_z, log_ratio, posterior)
 
     def log_importance_weights(self, x, eps, training=False):
         """`log p(x, z_k) - log q(z_k | x)` for `z_k = mu + sigma * eps[k]`.
@@ -325,15 +378,44 @@ class VAE(base.EncoderDecoderModel):
         )
         return eps[:, offset : offset + local]
 
+    def dropped_input(self, x):
+        """The encoder's training input: `x` with `input_dropout` of its features dropped.
+
+        The mask is drawn like `training_noise` (from the seed, the step and
+        the position in the global batch), from a stream of its own.
+        """
+        rate = self.input_dropout
+        x = tf.cast(x, tf.float32)
+        local = tf.shape(x)[0]
+        if self.seed is None or getattr(self, "optimizer", None) is None:
+            uniform = keras.random.uniform(tf.shape(x), seed=self.seed_generator)
+        else:
+            offset, total = base.global_batch_position(x)
+            key = tf.random.experimental.stateless_fold_in(
+                base.noise_key(self.seed, self.optimizer.iterations), INPUT_DROPOUT_STREAM
+            )
+            shape = tf.concat([[total], tf.shape(x)[1:]], axis=0)
+            uniform = tf.random.stateless_uniform(shape, seed=key)[offset : offset + local]
+        keep = tf.cast(uniform >= rate, tf.float32)
+        return x * keep / (1.0 - rate)
+
     def _training_terms(self, x):
         """Per-example terms of the objective being minimised, and the terms to report."""
         kl_weight = self.kl_weight(training=True)
         eps = self.training_noise(x, self.iwae_samples)
+        seen = self.dropped_input(x) if self.input_dropout else None
         if self.iwae_samples == 1:
-            terms = self.per_example_losses(x, training=True, eps=eps[0])
+            terms = self.per_example_losses(x, training=True, eps=eps[0], encoder_input=seen)
             return terms["reconstruction_loss"] + kl_weight * terms["kl_loss"], terms
-        log_px_z, log_ratio, posterior = self._log_weight_terms(x, eps, training=True)
-        objective = -importance_weighted_bound(log_px_z + kl_weight * log_ratio)
+        if self.dreg:
+            objective, (log_px_z, log_ratio, posterior) = self._dreg_objective(
+                x, eps, kl_weight, encoder_input=seen
+            )
+        else:
+            log_px_z, log_ratio, posterior = self._log_weight_terms(
+                x, eps, training=True, encoder_input=seen
+            )
+            objective = -importance_weighted_bound(log_px_z + kl_weight * log_ratio)
         terms = {
             "loss": -importance_weighted_bound(log_px_z + self.beta * log_ratio),
             "reconstruction_loss": -tf.reduce_mean(log_px_z, axis=0),
@@ -376,14 +458,42 @@ class VAE(base.EncoderDecoderModel):
                 "seed": self.seed,
                 "iwae_samples": self.iwae_samples,
                 "kl_warmup_steps": self.kl_warmup_steps,
+                "input_dropout": self.input_dropout,
+                "dreg": self.dreg,
             }
         )
         return config
 
 
+# The default KL warm-up: the first fifth of the run (10 of the benchmark's 50 epochs).
+KL_WARMUP_FRACTION = 0.2
+# The default input dropout (benchmarks/quality.py: with the warm-up, 5 nats
+# better test NLL than neither on mnist5k; docs/benchmarks.md).
+INPUT_DROPOUT = 0.1
+
+
+def kl_warmup_epochs(config):
+    """The epochs of `config`'s KL warm-up: its setting, or by default a fifth of the run."""
+    if config.kl_warmup_epochs is not None:
+        return config.kl_warmup_epochs
+    return int(config.epochs * KL_WARMUP_FRACTION)
+
+
+def _check_settings(settings):
+    """Refuses the VAE settings that do not go together."""
+    if settings["dreg"] and settings["iwae_samples"] == 1:
+        raise TfvaeError(
+            "dreg is a gradient of the importance-weighted bound: it needs iwae_samples > 1. "
+            "Received: dreg=True with iwae_samples=1"
+        )
+
+
 def _build_vae(config, data_shape, steps_per_epoch):
+    warmup_epochs = kl_warmup_epochs(config)
     if config.kl_warmup_epochs and not steps_per_epoch:
         raise TfvaeError("a KL warm-up needs steps_per_epoch to convert epochs to steps")
+    if not steps_per_epoch:
+        warmup_epochs = 0  # built outside training, where the default warm-up has no steps
     encoder, decoder = registry.build_networks(config, data_shape, probabilistic=True)
     return VAE(
         encoder,
@@ -392,7 +502,9 @@ def _build_vae(config, data_shape, steps_per_epoch):
         likelihood=config.resolved_likelihood,
         seed=config.seed,
         iwae_samples=config.iwae_samples,
-        kl_warmup_steps=config.kl_warmup_epochs * (steps_per_epoch or 0),
+        kl_warmup_steps=warmup_epochs * (steps_per_epoch or 0),
+        input_dropout=config.input_dropout,
+        dreg=config.dreg,
         name="vae",
     )
 
@@ -413,13 +525,32 @@ registry.register_family(
             ),
             Setting(
                 "kl_warmup_epochs",
-                0,
-                "Ramp the KL weight from 0 to beta over this many epochs.",
+                None,
+                "Ramp the KL weight from 0 to beta over this many epochs. "
+                "Default: the first fifth of the run (10 of 50 epochs).",
+                kind="int",
                 minimum=0,
+                optional=True,
+            ),
+            Setting(
+                "input_dropout",
+                INPUT_DROPOUT,
+                "Drop this fraction of input features before the encoder in training "
+                "(a regulariser; the whole input is still reconstructed).",
+                minimum=0,
+                maximum=1,
+                exclusive_maximum=True,
+            ),
+            Setting(
+                "dreg",
+                False,
+                "With --iwae-samples K > 1: train the encoder on doubly reparameterized "
+                "gradients (DReG), the same expected gradient with a lower variance.",
             ),
         ),
         metrics=("loss", "reconstruction_loss", "kl_loss", "neg_elbo"),
         binarize_by_default=True,
         capabilities=("prior", "likelihood_bound"),
+        check=_check_settings,
     )
 )

@@ -18,6 +18,7 @@ from tfvae.data.datasets import check_dataset_name
 from tfvae.errors import TfvaeError
 from tfvae.math.likelihoods import LIKELIHOODS
 from tfvae.models import registry
+from tfvae.models.encoder import ACTIVATIONS
 from tfvae.models.encoder import ARCHITECTURES
 from tfvae.settings import setting
 from tfvae.training.distribute import STRATEGIES
@@ -43,7 +44,7 @@ class TrainConfig:
 
     >>> config = TrainConfig(model="vae", dataset="digits", latent_dim=4, beta=0.5)
     >>> config.beta, config.options
-    (0.5, {'beta': 0.5, 'iwae_samples': 1, 'kl_warmup_epochs': 0})
+    (0.5, {'beta': 0.5, 'iwae_samples': 1, 'kl_warmup_epochs': None, 'input_dropout': 0.1})
     """
 
     model: str = setting(
@@ -69,6 +70,11 @@ class TrainConfig:
     filters: tuple = setting(
         (32, 64), "Filters of the stride-2 convolutions (--arch conv).", kind="ints", minimum=1
     )
+    activation: str = setting(
+        "relu",
+        "Nonlinearity of the hidden layers (the output layers stay linear).",
+        choices=ACTIVATIONS,
+    )
     epochs: int = setting(50, "Passes over the training split.", minimum=1)
     batch_size: int = setting(128, "Examples per training step.", minimum=1)
     learning_rate: float = setting(
@@ -82,6 +88,12 @@ class TrainConfig:
     )
     weight_decay: float = setting(
         0.05, "AdamW's decoupled weight decay; 0 for plain Adam.", minimum=0
+    )
+    adam_epsilon: float = setting(
+        1e-7,
+        "Adam's epsilon, added to the root of its second moment.",
+        minimum=0,
+        exclusive_minimum=True,
     )
     likelihood: str = setting(
         "auto",
@@ -124,6 +136,11 @@ class TrainConfig:
         "Also checkpoint every N train steps of an epoch (a multiple of "
         "--steps-per-execution); 0 checkpoints at epoch ends only.",
         minimum=0,
+    )
+    tensorboard: bool = setting(
+        True,
+        "Write TensorBoard logs into logs/: scalars, pictures after every epoch and the "
+        "embedding projector.",
     )
     out: str | None = setting(
         None,
@@ -224,7 +241,8 @@ class TrainConfig:
                 f"unknown config keys {unknown}; expected some of "
                 f"{sorted(own | {s.name for f in registry.families() for s in f.settings})}"
             )
-        family = registry.get_family(data.get("model", cls.model))
+        model_setting = next(s for s in settings.settings_of(cls) if s.name == "model")
+        family = registry.get_family(model_setting.check(data.get("model", model_setting.default)))
         values = {
             name: value
             for name, value in data.items()
@@ -234,7 +252,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(settings.parse_json(text))
 
     @classmethod
     def load(cls, path):
@@ -245,8 +263,18 @@ class TrainConfig:
                 return cls.from_json(f.read())
         except FileNotFoundError:
             raise TfvaeError(f"no config file at {path}") from None
-        except (json.JSONDecodeError, TypeError) as error:
+        except IsADirectoryError:
+            raise TfvaeError(f"cannot read config {path}: it is a directory") from None
+        except TfvaeError as error:
             raise TfvaeError(f"cannot read config {path}: {error}") from None
+        except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as error:
+            # JSONDecodeError is a ValueError; so is a number Python will not convert.
+            raise TfvaeError(f"cannot read config {path}: {_first_line(error)}") from None
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _checked_options(family, model, options):
@@ -266,7 +294,12 @@ def _checked_options(family, model, options):
                 f"{flag} applies to --model {' or '.join(f.name for f in owners)} only. "
                 f"Received: --model {model}"
             )
-    return {spec.name: spec.check(options.get(spec.name, spec.default)) for spec in family.settings}
+    checked = {
+        spec.name: spec.check(options.get(spec.name, spec.default)) for spec in family.settings
+    }
+    if family.check is not None:
+        family.check(checked)
+    return checked
 
 
 def train_settings():
