@@ -199,6 +199,9 @@ def paper_config(args, dataset, iwae_samples):
         precision=args.precision,
         seed=args.seed,
         iwae_samples=iwae_samples,
+        # The paper's plain objective: none of tfvae's regularising defaults.
+        input_dropout=0.0,
+        kl_warmup_epochs=0,
     )
 
 

@@ -110,8 +110,10 @@ NOT_NUMBERS = st.one_of(
 
 
 def _out_of_bounds(spec):
-    """Numbers a numeric setting's bounds exclude (and integers past 32 bits)."""
-    options = [st.integers(tfvae_settings.LARGEST_INT + 1, 10**30)]
+    """Numbers a numeric setting's bounds exclude (and, for an integer, those past 32 bits)."""
+    options = []
+    if spec.kind == "int":
+        options.append(st.integers(tfvae_settings.LARGEST_INT + 1, 10**30))
     if spec.minimum is not None:
         low = spec.minimum if spec.exclusive_minimum else spec.minimum - 1e-9
         options.append(st.floats(max_value=low, allow_nan=False, allow_infinity=False))

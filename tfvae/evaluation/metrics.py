@@ -115,6 +115,10 @@ def evaluate_model(model, data, likelihood, batch_size=256, nll_samples=0, verbo
     `nll` (importance-sampled `-log p(x)` with that many samples).
     """
     test = data.pipeline("test", batch_size, shuffle=False)
+    if not model.compiled:
+        # A model saved before it was compiled (`save` right after building):
+        # evaluation needs no optimizer, only the model's own test step.
+        model.compile()
     metrics = model.evaluate(test, verbose=0, return_dict=True)
     metrics = {name: float(value) for name, value in metrics.items()}
     reconstruction = model.predict(test, verbose=0)
