@@ -5,7 +5,6 @@ import os
 import sys
 
 from tfvae import settings
-from tfvae.data.datasets import load_dataset
 from tfvae.errors import TfvaeError
 from tfvae.evaluation import sample_quality
 from tfvae.evaluation.feature_extractors import FEATURE_EXTRACTORS
@@ -21,6 +20,7 @@ from tfvae.training.recipes import RECIPES
 from tfvae.training.recipes import recipe_settings
 from tfvae.training.runs import evaluate_run
 from tfvae.training.runs import load_run
+from tfvae.training.runs import load_run_data
 from tfvae.training.trainer import BACKUP_DIR
 from tfvae.training.trainer import partial_dir
 from tfvae.training.trainer import train
@@ -199,12 +199,7 @@ def run_evaluate(args):
 
 def _evaluate_sample_quality(run_dir, samples, features):
     config, model = load_run(run_dir)
-    data = load_dataset(
-        config.dataset,
-        binarize=config.resolved_binarize,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
+    data = load_run_data(run_dir, config, model)
     quality = sample_quality.sample_quality(model, data, samples, features=features)
     print(sample_quality.format_sample_quality(quality))
     path = os.path.join(run_dir, SAMPLE_QUALITY_FILE)

@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 
 from tfvae import checks
-from tfvae.data.datasets import load_dataset
 from tfvae.errors import TfvaeError
 from tfvae.export import layout
 from tfvae.export import verification
@@ -21,8 +20,8 @@ from tfvae.io.atomic import STAGING_PREFIX
 from tfvae.io.atomic import Transaction
 from tfvae.io.locks import exclusive_lock
 from tfvae.io.locks import lock_path
-from tfvae.training.runs import check_run_data
 from tfvae.training.runs import load_run
+from tfvae.training.runs import load_run_data
 
 EXPORT_FORMATS = ("saved_model", "tflite", "all")
 # Held-out examples compared per export: every test example up to this many,
@@ -141,13 +140,7 @@ def export_run(
         version = check_targets()
         config, model = load_run(run_dir)
         model = float32_model(model)
-        data = load_dataset(
-            config.dataset,
-            binarize=config.resolved_binarize,
-            validation_fraction=config.validation_fraction,
-            seed=config.seed,
-        )
-        check_run_data(run_dir, config, model, data)
+        data = load_run_data(run_dir, config, model)
         heldout = heldout_examples(data.x_test)
         try:
             with Transaction(overwrite=overwrite) as transaction:

@@ -146,9 +146,14 @@ def check_run_data(run_dir, config, model, data):
     data.check_for(config.arch, config.resolved_likelihood)
 
 
-def evaluate_run(run_dir, batch_size=256, nll_samples=DEFAULT_NLL_SAMPLES, verbose=False):
-    """Loads a run directory and evaluates its model on the test split of its data."""
-    config, model = load_run(run_dir)
+def load_run_data(run_dir, config, model):
+    """The `DataSplits` a run was trained on, loaded as it was, and checked against its model.
+
+    Args:
+        run_dir: str. The run directory, for messages.
+        config: `TrainConfig`. The run's config, from `load_run`.
+        model: the run's model, from `load_run`.
+    """
     data = load_dataset(
         config.dataset,
         binarize=config.resolved_binarize,
@@ -156,6 +161,13 @@ def evaluate_run(run_dir, batch_size=256, nll_samples=DEFAULT_NLL_SAMPLES, verbo
         seed=config.seed,
     )
     check_run_data(run_dir, config, model, data)
+    return data
+
+
+def evaluate_run(run_dir, batch_size=256, nll_samples=DEFAULT_NLL_SAMPLES, verbose=False):
+    """Loads a run directory and evaluates its model on the test split of its data."""
+    config, model = load_run(run_dir)
+    data = load_run_data(run_dir, config, model)
     metrics = evaluate_model(
         model,
         data,
