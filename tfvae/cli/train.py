@@ -16,6 +16,7 @@ from tfvae.models import registry
 from tfvae.training.callbacks import latest_checkpoint
 from tfvae.training.config import TrainConfig
 from tfvae.training.config import train_settings
+from tfvae.training.recipes import RECIPE_SETTINGS
 from tfvae.training.recipes import RECIPES
 from tfvae.training.recipes import recipe_settings
 from tfvae.training.runs import evaluate_run
@@ -36,7 +37,7 @@ TRAIN_EXAMPLES = """examples:
 """
 
 
-def add_train_arguments(parser, exclude=(), defaults=None, families=None):
+def add_train_arguments(parser, exclude=(), defaults=None, families=None, unset=()):
     """Adds the flags of every `TrainConfig` setting, and each model family's own, to `parser`.
 
     Every command that trains a model calls this, so they all take the same
@@ -50,10 +51,13 @@ def add_train_arguments(parser, exclude=(), defaults=None, families=None):
         defaults: dict or None. This command's own defaults.
         families: names of the families whose own settings to offer, or
             `None` for every registered family.
+        unset: names of `TrainConfig` settings whose flag is left `None`
+            unless given (their default still shows in `--help`), so that a
+            given flag can be told from the default (`--recipe`).
     """
     common = [s for s in train_settings() if s.name not in exclude]
     settings.add_arguments(
-        parser.add_argument_group("model and training"), common, defaults=defaults
+        parser.add_argument_group("model and training"), common, defaults=defaults, unset=unset
     )
     declared = set()
     for family in registry.families():
@@ -95,7 +99,8 @@ def add_train_parser(commands):
         epilog=TRAIN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_train_arguments(parser)
+    # The recipes' settings are told apart from their defaults: a given flag wins.
+    add_train_arguments(parser, unset=RECIPE_SETTINGS)
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -152,7 +157,13 @@ def train_config_from_args(args):
     config = config_from_args(args)
     if args.recipe is None:
         return config
-    explicit = settings.values_from_args(args, family_settings())
+    explicit = {
+        name: value
+        for name, value in settings.values_from_args(
+            args, (*train_settings(), *family_settings())
+        ).items()
+        if name in RECIPE_SETTINGS
+    }
     recipe = recipe_settings(args.recipe, config.model)
     return TrainConfig(**{**config.to_dict(), **recipe, **explicit})
 

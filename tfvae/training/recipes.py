@@ -14,15 +14,15 @@ In Python, pass the settings to the config, with your own after them:
 >>> from tfvae import TrainConfig
 >>> from tfvae.training.recipes import recipe_settings
 >>> config = TrainConfig(**{**recipe_settings("quality"), "iwae_samples": 5})
->>> config.iwae_samples, config.input_dropout
-(5, 0.2)
+>>> config.iwae_samples, config.input_dropout, config.learning_rate
+(5, 0.2, 0.004)
 """
 
 import dataclasses
 
 from tfvae.errors import TfvaeError
 
-__all__ = ["RECIPES", "Recipe", "recipe_settings"]
+__all__ = ["RECIPES", "RECIPE_SETTINGS", "Recipe", "recipe_settings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +52,14 @@ RECIPES = {
         ),
         Recipe(
             "quality",
-            "the importance-weighted bound with 50 samples and input dropout 0.2: "
-            "a better test likelihood, at about a fourteenth of the speed",
-            {"iwae_samples": 50, "input_dropout": 0.2},
+            "the importance-weighted bound with 50 samples, input dropout 0.2 and a step "
+            "size of 4e-3: a better test likelihood, at about a fourteenth of the speed",
+            {"iwae_samples": 50, "input_dropout": 0.2, "learning_rate": 4e-3},
         ),
     )
 }
+# Every setting some recipe sets.
+RECIPE_SETTINGS = tuple(sorted({name for r in RECIPES.values() for name in r.settings}))
 
 
 def recipe_settings(name, model="vae"):
@@ -72,8 +74,8 @@ def recipe_settings(name, model="vae"):
     recipe = RECIPES[name]
     if recipe.settings and model != recipe.model:
         raise TfvaeError(
-            f"--recipe {name} sets --model {recipe.model} settings "
-            f"({', '.join(sorted(recipe.settings))}); it applies to --model {recipe.model} only. "
+            f"--recipe {name} is a recipe for --model {recipe.model} (it sets "
+            f"{', '.join(sorted(recipe.settings))}); it applies to --model {recipe.model} only. "
             f"Received: --model {model}"
         )
     return dict(recipe.settings)
