@@ -1,0 +1,113 @@
+"""Every registered model family on one protocol, one JSON line.
+
+Each family in `tfvae.models.registry.families()` trains on binarized
+mnist5k (per class: first 360 rows train, 40 validation, last 100 test)
+with batch 128 and latent size 16 for `--epochs` epochs (50 by default),
+through the same recipe `tfvae train` runs (`tfvae.training.recipe`), each
+family with its own defaults otherwise. Each is then scored on the 1,000
+test digits by `tfvae.evaluation.metrics.evaluate_model`:
+
+- `nll`: importance-sampled -log p(x) with K = `--nll-samples` (1000),
+  where the family defines a likelihood bound;
+- `neg_elbo`: the negative ELBO (the beta = 1 bound), where defined;
+- `reconstruction_mse`: per feature, of the deterministic reconstruction;
+- `active_units`: for families with a prior;
+- `train_examples_per_s`: median over epochs 2..N;
+- `extra`: the family's own test metrics (codebook perplexity, ...).
+
+Metrics a family does not define are `null`. MIG on shapes2d is reported
+once that data set exists (issue 15).
+
+Usage: python benchmarks/zoo.py [--epochs 50] [--nll-samples 1000] [--families vae ae ...]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from common import BATCH_SIZE  # noqa: E402
+from common import LATENT_DIM  # noqa: E402
+from common import EpochTimer  # noqa: E402
+from common import examples_per_second  # noqa: E402
+from common import print_json_line  # noqa: E402
+
+from tfvae.evaluation.metrics import evaluate_model  # noqa: E402
+from tfvae.models import registry  # noqa: E402
+from tfvae.training.config import TrainConfig  # noqa: E402
+from tfvae.training.recipe import fit_model  # noqa: E402
+from tfvae.training.trainer import prepare  # noqa: E402
+
+CORE = ("nll", "neg_elbo", "reconstruction_mse", "active_units")
+# Bookkeeping keys of `evaluate_model`, not measurements of the model.
+NOT_METRICS = {"protocol", "test_examples", "latent_dim", "nll_samples", "baseline_nll"}
+
+
+def family_config(name, epochs, seed):
+    """The benchmark's config for family `name`: the shared protocol, the family's own defaults."""
+    return TrainConfig(
+        model=name,
+        dataset="mnist5k",
+        binarize=True,
+        epochs=epochs,
+        batch_size=BATCH_SIZE,
+        latent_dim=LATENT_DIM,
+        seed=seed,
+    )
+
+
+def run_family(name, epochs, nll_samples, seed=0):
+    """Trains family `name` on the protocol and returns its row."""
+    config = family_config(name, epochs, seed)
+    data = prepare(config)
+    timer = EpochTimer()
+    start = time.perf_counter()
+    model, _ = fit_model(config, data, validation=False, callbacks=[timer], verbose=0)
+    train_seconds = time.perf_counter() - start
+    metrics = evaluate_model(model, data, config.resolved_likelihood, nll_samples=nll_samples)
+    row = {key: metrics.get(key) for key in CORE}
+    row["train_examples_per_s"] = examples_per_second(timer.seconds, len(data.x_train))
+    row["train_seconds"] = round(train_seconds, 1)
+    row["parameters"] = int(model.count_params())
+    row["arch"] = config.arch
+    row["likelihood"] = config.resolved_likelihood
+    row["mig_shapes2d"] = None
+    row["extra"] = {
+        key: value
+        for key, value in metrics.items()
+        if key not in CORE and key not in NOT_METRICS and isinstance(value, (int, float))
+    }
+    return row
+
+
+def main(argv=None):
+    names = [family.name for family in registry.families()]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--nll-samples", type=int, default=1000)
+    parser.add_argument("--families", nargs="+", default=names, choices=names)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rows = {}
+    for name in args.families:
+        print(f"{name}: training {args.epochs} epochs ...", file=sys.stderr, flush=True)
+        rows[name] = run_family(name, args.epochs, args.nll_samples, args.seed)
+        print(f"{name}: {rows[name]}", file=sys.stderr, flush=True)
+    print_json_line(
+        {
+            "benchmark": "zoo",
+            "data": "binarized mnist5k (3,600 train, 1,000 test)",
+            "epochs": args.epochs,
+            "batch_size": BATCH_SIZE,
+            "latent_dim": LATENT_DIM,
+            "nll_samples": args.nll_samples,
+            "families": rows,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
