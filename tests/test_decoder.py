@@ -5,6 +5,8 @@ from model_test_case import run_serialization_test
 
 from tfvae.errors import TfvaeError
 from tfvae.models import Decoder
+from tfvae.models import Encoder
+from tfvae.models.registry import network_parameters
 
 
 @pytest.mark.parametrize(
@@ -70,3 +72,50 @@ def test_config_without_activation_loads_as_relu():
     assert restored.get_layer("dense_0").activation is keras.activations.relu
     with pytest.raises(TfvaeError, match="unknown activation 'swish'"):
         Decoder((8, 8, 1), activation="swish")
+
+
+@pytest.mark.parametrize(
+    "shape,filters",
+    [((28, 28, 1), (32, 64)), ((32, 32, 3), (32, 64, 128)), ((64, 64, 3), (32, 64, 128, 128))],
+)
+def test_automatic_conv_decoder_mirrors_the_encoder_from_a_small_map(shape, filters, tmp_path):
+    decoder = Decoder(shape, arch="conv", hidden_units=(16,), filters=None)
+    z = np.random.default_rng(1).normal(size=(2, 5)).astype(np.float32)
+    out = decoder(z)
+    assert tuple(out.shape) == (2, *shape)
+    assert decoder.stage_filters == filters
+    side = shape[0] // 2 ** len(filters)
+    kernel, _ = decoder.get_layer("project").get_weights()
+    assert kernel.shape == (16, side * side * filters[-1])
+    assert [decoder.get_layer(f"deconv_{i}").filters for i in range(len(filters))] == list(
+        reversed(filters)
+    )
+    path = tmp_path / "decoder.keras"
+    decoder.save(path)
+    restored = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(restored(z)), np.asarray(out))
+    assert restored.get_config()["filters"] is None
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
+def test_parameter_count_from_settings_matches_the_built_networks(shape):
+    latent = 6
+    encoder = Encoder(latent, arch="conv", hidden_units=(32,), filters=None, probabilistic=True)
+    decoder = Decoder(shape, arch="conv", hidden_units=(32,), filters=None)
+    encoder.build((None, *shape))
+    decoder.build((None, latent))
+    counted = network_parameters(shape, latent, "conv", (32,), None, probabilistic=True)
+    assert counted == encoder.count_params() + decoder.count_params()
+
+
+def test_automatic_networks_stay_small_at_64x64x3():
+    # The fixed two-stage layout put 8.4 M weights in one dense layer here.
+    fixed = network_parameters((64, 64, 3), 16, "conv", (512,), (32, 64), probabilistic=True)
+    automatic = network_parameters((64, 64, 3), 16, "conv", (512,), None, probabilistic=True)
+    assert fixed > 16_000_000
+    assert automatic < 3_000_000
+
+
+def test_automatic_conv_decoder_refuses_odd_sizes():
+    with pytest.raises(TfvaeError, match=r"even height and width.*shape=\(9, 9, 1\)"):
+        Decoder((9, 9, 1), arch="conv", filters=None)

@@ -8,6 +8,7 @@ from model_test_case import run_serialization_test
 
 from tfvae.errors import TfvaeError
 from tfvae.models import Encoder
+from tfvae.models.encoder import conv_filters_for
 
 
 @pytest.mark.parametrize("arch", ["dense", "conv"])
@@ -109,3 +110,57 @@ def test_keras_file_written_before_the_activation_setting_loads_as_relu(digits, 
     assert restored.activation == "relu"
     for got, want in zip(restored(x), expected, strict=True):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+@pytest.mark.parametrize(
+    "shape,filters",
+    [
+        ((28, 28, 1), (32, 64)),
+        ((8, 8, 1), (32, 64)),
+        ((32, 32, 3), (32, 64, 128)),
+        ((64, 64, 3), (32, 64, 128, 128)),
+        ((128, 128, 3), (32, 64, 128, 128, 128)),
+        ((28, 56, 1), (32, 64)),
+        ((6, 6, 3), (32,)),
+        ((27, 28, 3), ()),
+    ],
+)
+def test_automatic_filters_follow_the_image_size(shape, filters):
+    assert conv_filters_for(shape) == filters
+
+
+@pytest.mark.parametrize("shape,bottom", [((32, 32, 3), (4, 4, 128)), ((64, 64, 3), (4, 4, 128))])
+def test_automatic_conv_encoder_ends_in_a_small_map(shape, bottom, tmp_path):
+    encoder = Encoder(5, arch="conv", hidden_units=(16,), filters=None, probabilistic=True)
+    x = np.random.default_rng(0).uniform(size=(3, *shape)).astype(np.float32)
+    mu, sigma = encoder(x)
+    assert mu.shape == (3, 5) and np.all(sigma.numpy() > 0)
+    assert encoder.stage_filters == conv_filters_for(shape)
+    flatten = encoder.get_layer("flatten")
+    assert tuple(flatten.compute_output_shape((None, *bottom))) == (None, int(np.prod(bottom)))
+    # The dense layer after the convolutions reads the small map, not the image.
+    kernel, _ = encoder.get_layer("dense_0").get_weights()
+    assert kernel.shape == (int(np.prod(bottom)), 16)
+    assert encoder.get_config()["filters"] is None
+    path = tmp_path / "encoder.keras"
+    encoder.save(path)
+    restored = keras.models.load_model(path, safe_mode=True)
+    assert restored.stage_filters == encoder.stage_filters
+    for got, want in zip(restored(x), encoder(x), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_automatic_encoder_at_28x28_is_the_default_layout(mnist5k_binary):
+    automatic = Encoder(4, arch="conv", filters=None, probabilistic=True, name="encoder")
+    explicit = Encoder(4, arch="conv", filters=(32, 64), probabilistic=True, name="encoder")
+    x = mnist5k_binary.x_test[:2]
+    automatic(x)
+    explicit(x)
+    assert [w.shape for w in automatic.weights] == [w.shape for w in explicit.weights]
+    assert [w.path for w in automatic.weights] == [w.path for w in explicit.weights]
+
+
+def test_automatic_encoder_refuses_odd_images_in_one_line():
+    encoder = Encoder(2, arch="conv", filters=None)
+    with pytest.raises(TfvaeError, match=r"even height and width.*shape=\(27, 28, 3\)"):
+        encoder.build((None, 27, 28, 3))

@@ -6,28 +6,17 @@ import keras
 import numpy as np
 from keras import layers
 
-from tfvae.errors import TfvaeError
 from tfvae.models.base import build_sequence
 from tfvae.models.encoder import check_activation
 from tfvae.models.encoder import check_architecture
+from tfvae.models.encoder import check_conv_shape
+from tfvae.models.encoder import check_filters
 from tfvae.models.encoder import check_positive_int
 from tfvae.models.encoder import check_units
+from tfvae.models.encoder import conv_filters_for
 
-
-def check_conv_shape(shape, filters):
-    """Raises unless `shape` is an image the conv body can halve `len(filters)` times."""
-    shape = tuple(shape)
-    if len(shape) != 3:
-        raise TfvaeError(
-            "the conv architecture needs images of shape (height, width, channels). "
-            f"Received: shape={shape}; use --arch dense for vector data"
-        )
-    factor = 2 ** len(filters)
-    if shape[0] % factor or shape[1] % factor:
-        raise TfvaeError(
-            f"the conv architecture with {len(filters)} stride-2 layers needs height "
-            f"and width divisible by {factor}. Received: shape={shape}"
-        )
+# Re-exported: the data and training layers check shapes with it.
+__all__ = ["Decoder", "check_conv_shape"]
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -45,8 +34,10 @@ class Decoder(keras.Model):
         hidden_units: tuple of int. Widths of the hidden dense layers, in
             the order the encoder uses them (the decoder reverses them).
             Defaults to `(512,)`.
-        filters: tuple of int. Encoder conv filters, reversed here.
-            Defaults to `(32, 64)`.
+        filters: tuple of int or None. Encoder conv filters, reversed
+            here. `None` chooses them from `output_shape` as the encoder
+            does (`tfvae.models.encoder.conv_filters_for`). Defaults to
+            `(32, 64)`.
         activation: str. Nonlinearity of the hidden layers (`"relu"`,
             `"tanh"`, `"elu"` or `"gelu"`); the output layer stays linear.
             Defaults to `"relu"`.
@@ -75,9 +66,12 @@ class Decoder(keras.Model):
         for d in output_shape:
             check_positive_int("output_shape", d)
         hidden_units = check_units("hidden_units", hidden_units)
-        filters = check_units("filters", filters)
+        filters = check_filters(filters)
         if arch == "conv":
             check_conv_shape(output_shape, filters)
+        stage_filters = filters
+        if arch == "conv" and filters is None:
+            stage_filters = conv_filters_for(output_shape)
 
         # === Layers ===
         policy = self.dtype_policy
@@ -91,14 +85,14 @@ class Decoder(keras.Model):
             )
             self.body.append(layers.Reshape(output_shape, dtype=policy, name="reshape"))
         else:
-            factor = 2 ** len(filters)
+            factor = 2 ** len(stage_filters)
             height, width, channels = output_shape
-            bottom = (height // factor, width // factor, filters[-1])
+            bottom = (height // factor, width // factor, stage_filters[-1])
             self.body.append(
                 layers.Dense(math.prod(bottom), activation=activation, dtype=policy, name="project")
             )
             self.body.append(layers.Reshape(bottom, dtype=policy, name="reshape"))
-            for i, n in enumerate(reversed(filters)):
+            for i, n in enumerate(reversed(stage_filters)):
                 self.body.append(
                     layers.Conv2DTranspose(
                         n,
@@ -121,6 +115,7 @@ class Decoder(keras.Model):
         self.arch = arch
         self.hidden_units = hidden_units
         self.filters = filters
+        self.stage_filters = tuple(stage_filters or ()) if arch == "conv" else ()
         self.activation = activation
 
     def build(self, input_shape):
@@ -160,7 +155,7 @@ class Decoder(keras.Model):
                 "output_shape": list(self.data_shape),
                 "arch": self.arch,
                 "hidden_units": list(self.hidden_units),
-                "filters": list(self.filters),
+                "filters": None if self.filters is None else list(self.filters),
                 "activation": self.activation,
             }
         )
