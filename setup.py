@@ -23,6 +23,10 @@ INSTALL_REQUIRES = [
     "mlxtend>=0.23",
     "matplotlib>=3.8",
     "numpy>=1.26",
+    # tfvae.data: image folders (Pillow), CSV and Parquet tables (pandas, pyarrow).
+    "pillow>=10",
+    "pandas>=2",
+    "pyarrow>=14",
     "ai-edge-litert>=2.0",
 ]
 # What the tests and the style checks need: `pip install -e .[dev]`.

