@@ -53,6 +53,22 @@ def kl_normal_standard_normal(mu, sigma):
     )
 
 
+def kl_diagonal_normals(mu_q, sigma_q, mu_p, sigma_p):
+    """Closed-form `KL(N(mu_q, diag(sigma_q^2)) || N(mu_p, diag(sigma_p^2)))`, summed over units.
+
+    `sum(log(sigma_p / sigma_q) + (sigma_q^2 + (mu_q - mu_p)^2) / (2 sigma_p^2) - 1/2)`:
+    the KL term of a conditional VAE with a learned prior `p(z | y)`. Written
+    with the ratio `sigma_q / sigma_p`, so it stays exact when both scales are
+    small. With `mu_p = 0`, `sigma_p = 1` it is `kl_normal_standard_normal`.
+    """
+    mu_q, sigma_q, mu_p, sigma_p = (tf.cast(v, tf.float32) for v in (mu_q, sigma_q, mu_p, sigma_p))
+    ratio = sigma_q / sigma_p
+    gap = (mu_q - mu_p) / sigma_p
+    return 0.5 * tf.reduce_sum(
+        tf.square(ratio) + tf.square(gap) - 1.0 - 2.0 * tf.math.log(ratio), axis=-1
+    )
+
+
 def importance_weighted_bound(log_weights):
     """`log (1/k) sum_k exp(log_weights[k])` over axis 0, computed stably.
 
