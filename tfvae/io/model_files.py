@@ -45,6 +45,8 @@ EXPANSION_FLOOR = 1 << 20
 MAX_MEMBERS = 10_000
 CRC_CHUNK = 1 << 20
 # The optimizer's state in the weights file: not part of the model's weights.
+# A model with a second optimizer (FactorVAE's `discriminator_optimizer`)
+# keeps its state in a group whose name ends likewise.
 OPTIMIZER_GROUP = "optimizer"
 
 
@@ -205,7 +207,8 @@ def unrestored_h5_weights(weights_file, model):
         with h5py.File(weights_file, "r") as weights:
 
             def collect(name, item):
-                if isinstance(item, h5py.Dataset) and name.split("/")[0] != OPTIMIZER_GROUP:
+                group = name.split("/")[0]
+                if isinstance(item, h5py.Dataset) and not group.endswith(OPTIMIZER_GROUP):
                     saved[_fingerprint(item[()])] += 1
 
             weights.visititems(collect)
