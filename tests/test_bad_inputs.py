@@ -118,6 +118,10 @@ def build_workspace(root):
     _build_model_state_files(root)
     _build_export_files(root)
     _build_data_files(root)
+    _build_data_source_files(root)
+    _build_colour_files(root)
+    _build_vqvae_files(root)
+    _build_cvae_files(root)
 
 
 # --- files for "Run directories and output targets" ---
@@ -521,6 +525,96 @@ def _build_data_files(root):
     x_test[2, 3] = -1e300
     np.savez(path("dt_hugetest.npz"), x_train=x, x_test=x_test)
     np.save(path("dt_dates.npy"), np.full((40, 5), np.datetime64("2020-01-01")))
+
+
+def _build_data_source_files(root):
+    """Files for "Your own data": image folders, TFRecord files, a table, channels-first arrays."""
+    import tensorflow as tf
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    from tfvae.data.tfrecords import encode_example
+
+    def path(*names):
+        return os.path.join(root, *names)
+
+    photo = load_sample_images().images[0]
+    folders = ("ds_mixed/a", "ds_mixed/b", "ds_empty/cats", "ds_truncated", "ds_corrupt")
+    for folder in (*folders, "ds_none"):
+        os.makedirs(path(folder))
+    Image.fromarray(photo[:8, :8]).save(path("ds_mixed", "a", "0.png"))
+    Image.fromarray(photo[:10, :12]).save(path("ds_mixed", "b", "1.png"))
+    Image.fromarray(photo[:16, :16]).save(path("ds_truncated", "0.png"))
+    with open(path("ds_truncated", "0.png"), "rb") as f:
+        data = f.read()
+    with open(path("ds_truncated", "0.png"), "wb") as f:
+        f.write(data[: len(data) // 2])
+    shard = path("ds_corrupt", "data-00000-of-00001.tfrecord")
+    with tf.io.TFRecordWriter(shard) as writer:
+        for i in range(4):
+            writer.write(encode_example(photo[i : i + 8, :8], index=i))
+    with open(shard, "rb") as f:
+        data = f.read()
+    with open(shard, "wb") as f:
+        f.write(data[:-50])
+    image_only = tf.train.Example(
+        features=tf.train.Features(
+            feature={"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"png"]))}
+        )
+    )
+    with tf.io.TFRecordWriter(path("ds_schema.tfrecord")) as writer:
+        writer.write(image_only.SerializeToString())
+    with open(path("ds_text.csv"), "w") as f:
+        f.write("age,city\n31,Oslo\n45,Lima\n")
+    np.save(path("ds_chw.npy"), np.zeros((20, 3, 16, 16), np.uint8))
+
+
+def _build_colour_files(root):
+    """Files for "Colour images": real RGB pixels left in [0, 255]."""
+    from sklearn.datasets import load_sample_images
+
+    photo = load_sample_images().images[0]
+    patches = [photo[i : i + 8, j : j + 8] for i in range(0, 416, 52) for j in range(0, 632, 79)]
+    x = np.stack(patches).astype(np.float64)
+    assert x.min() == 0 and x.max() == 255
+    np.savez(os.path.join(root, "col_255.npz"), x=x)
+
+
+def _build_vqvae_files(root):
+    """Files for "VQ-VAE and its prior": an untrained VQ-VAE run, and one that has a prior."""
+    from tfvae.models import build_model
+
+    config = TrainConfig(
+        model="vqvae", dataset="digits", filters=(8,), latent_dim=2, codebook_size=4
+    )
+    path = os.path.join(root, "vq.keras")
+    build_model(config, (8, 8, 1)).save(path)
+    with open(path, "rb") as f:
+        model_bytes = f.read()
+    os.unlink(path)
+    for name in ("vqrun", "vqprior"):
+        _write_run(root, name, model_bytes, config.to_json())
+    os.makedirs(os.path.join(root, "vqprior", "prior"))
+    with open(os.path.join(root, "vqprior", "prior", "metrics.json"), "w") as f:
+        f.write('{"test_bits_per_dim": 1.5}')
+
+
+# --- files for "Conditional models" ---
+
+
+def _build_cvae_files(root):
+    """`classes.npz`, labelled 0 to 11, and `cvaerun`, a conditional VAE of 10 classes made for it."""
+    from tfvae.models import build_model
+
+    rng = np.random.default_rng(0)
+    np.savez(os.path.join(root, "classes.npz"), x=rng.random((120, 4)), y=np.arange(120) % 12)
+    config = TrainConfig(model="cvae", dataset="classes.npz", hidden_units=(8,), latent_dim=2)
+    path = os.path.join(root, "cvae.keras")
+    build_model(config, (4,)).save(path)
+    with open(path, "rb") as f:
+        model_bytes = f.read()
+    os.unlink(path)
+    _write_run(root, "cvaerun", model_bytes, config.to_json())
 
 
 @pytest.fixture(scope="module")

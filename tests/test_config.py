@@ -102,3 +102,14 @@ def test_activation_and_adam_epsilon_reach_the_networks_and_the_optimizer():
     # The defaults are the behaviour before these settings: ReLU, Keras's epsilon.
     default = TrainConfig(lr_schedule="constant")
     assert (default.activation, build_optimizer(default).epsilon) == ("relu", 1e-7)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "discretized_logistic", "discretized_gaussian"])
+def test_a_likelihood_of_grey_levels_keeps_them_unless_binarize_is_asked(likelihood):
+    config = TrainConfig(model="vae", likelihood=likelihood)
+    assert config.data_binarize is False and not config.resolved_binarize
+    assert config.resolved_likelihood == likelihood
+    assert TrainConfig(model="vae", likelihood=likelihood, binarize=True).resolved_binarize
+    # The VAE's default still binarizes single-channel [0, 1] data.
+    assert TrainConfig(model="vae").data_binarize == "auto"
+    assert TrainConfig(model="vae", likelihood="bernoulli").data_binarize == "auto"

@@ -182,6 +182,27 @@ def test_interrupted_run_keeps_its_checkpoint_and_resume_finishes_it(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 
+def test_a_run_with_a_capped_batch_size_resumes_with_the_settings_it_was_asked(tmp_path):
+    # digits: 1,293 training examples, fewer than the batch size asked for.
+    config = TrainConfig(
+        dataset="digits", hidden_units=(8,), epochs=2, batch_size=5000, out=str(tmp_path / "run")
+    )
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig.from_dict(config.to_dict()), verbose=0, callbacks=[Interrupt()])
+    result = train(TrainConfig.from_dict(config.to_dict()), verbose=0, resume=True)
+    assert result.resumed_from == (1, 0)
+    # The finished run records the batch size it trained with: the training split.
+    used = read_json(os.path.join(result.run_dir, runs.CONFIG_FILE))["batch_size"]
+    assert 1000 < used < 1797
+    assert any(notice.endswith(f"; using {used}") for notice in result.notices)
+
+
 def test_resume_without_a_checkpoint_starts_the_run(tmp_path, capsys):
     out = tmp_path / "fresh"
     args = ["train", "--dataset", "digits", "--hidden-units", "8", "--epochs", "1", "--quiet"]

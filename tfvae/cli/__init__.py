@@ -9,11 +9,13 @@ import warnings
 from tfvae import __version__
 from tfvae.cli import anomaly
 from tfvae.cli import compare
+from tfvae.cli import data
 from tfvae.cli import export
 from tfvae.cli import presets
 from tfvae.cli import pretrain
 from tfvae.cli import sample
 from tfvae.cli import train
+from tfvae.cli import train_prior
 from tfvae.cli import tune
 from tfvae.errors import TfvaeError
 from tfvae.io.interrupts import EXIT_INTERRUPTED
@@ -42,6 +44,8 @@ SUBCOMMANDS = [
     pretrain.add_pretrain_parser,
     presets.add_presets_parser,
     sample.add_sample_parser,
+    data.add_data_parser,
+    train_prior.add_train_prior_parser,
 ]
 
 

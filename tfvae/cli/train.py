@@ -4,6 +4,8 @@ import argparse
 import os
 import sys
 
+import keras
+
 from tfvae import settings
 from tfvae.errors import TfvaeError
 from tfvae.evaluation import sample_quality
@@ -168,10 +170,28 @@ def train_config_from_args(args):
     return TrainConfig(**{**config.to_dict(), **recipe, **explicit})
 
 
+class _ParameterCount(keras.callbacks.Callback):
+    """Prints the model's number of weights once, when training begins."""
+
+    def __init__(self):
+        super().__init__()
+        self.printed = False
+
+    def on_train_begin(self, logs=None):
+        if not self.printed:
+            print(registry.parameter_summary(self.model), flush=True)
+            self.printed = True
+
+
 def run_train(args):
     config = train_config_from_args(args)
     try:
-        result = train(config, verbose=0 if args.quiet else "auto", resume=args.resume)
+        result = train(
+            config,
+            verbose=0 if args.quiet else "auto",
+            resume=args.resume,
+            callbacks=[] if args.quiet else [_ParameterCount()],
+        )
     except KeyboardInterrupt:
         _say_how_to_resume(config, sys.stderr)
         raise
@@ -180,6 +200,8 @@ def run_train(args):
         where = f"in epoch {epoch + 1} after step {batch}" if batch else f"after epoch {epoch}"
         print(f"resumed from the checkpoint {where}")
     print(format_metrics(config, result.test_metrics))
+    for notice in result.notices:
+        print(notice)
     print(f"run directory: {result.run_dir}")
 
 

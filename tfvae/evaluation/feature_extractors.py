@@ -197,6 +197,19 @@ def _digit_feature_model():
     return feature_layer(classifier)
 
 
+def digit_class_probabilities(images, batch_size=EMBED_BATCH):
+    """The shipped digit classifier's class probabilities of greyscale digits, `[n, 10]`.
+
+    Images go through `to_digit_frame` first (28x28 as they are, 8x8
+    scikit-learn digits scaled into the MNIST frame).
+    """
+    classifier = build_digit_classifier()
+    with importlib.resources.as_file(_asset(DIGIT_WEIGHTS)) as path:
+        classifier.load_weights(path)
+    logits = _in_batches(classifier, to_digit_frame(images), batch_size)
+    return np.asarray(tf.nn.softmax(logits, axis=-1))
+
+
 def feature_layer(classifier):
     """The model from the digit classifier's input to its `features` layer."""
     return keras.Model(classifier.input, classifier.get_layer("features").output)

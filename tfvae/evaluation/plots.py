@@ -73,6 +73,36 @@ def grid_figure(examples, title):
     return figure
 
 
+def class_grid_figure(rows, row_names, title):
+    """A grid with one row of examples per class, each row named on its left.
+
+    Args:
+        rows: sequence of arrays `[n, ...]`, one per class.
+        row_names: sequence of str, one per row.
+        title: str.
+    """
+    columns = max(len(row) for row in rows)
+    figure, axes = plt.subplots(
+        len(rows), columns, figsize=(1.0 * columns + 0.6, 1.0 * len(rows) + 0.4), squeeze=False
+    )
+    for i, row in enumerate(rows):
+        for j in range(columns):
+            axis = axes[i, j]
+            if j < len(row):
+                _show(axis, row[j])
+            else:
+                axis.axis("off")
+        axes[i, 0].axis("on")
+        axes[i, 0].set_xticks([])
+        axes[i, 0].set_yticks([])
+        for spine in axes[i, 0].spines.values():
+            spine.set_visible(False)
+        axes[i, 0].set_ylabel(str(row_names[i]), rotation=0, ha="right", va="center")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
 def project_to_2d(codes):
     """Returns `(points, how)`: the codes themselves if 2-D, else their first two principal components."""
     codes = np.asarray(codes, np.float64)
@@ -353,6 +383,26 @@ def accuracy_vs_labels_figure(
     axis.set_ylabel("test accuracy")
     axis.set_title(title, fontsize=10)
     axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def codebook_usage_figure(counts, title="Codebook usage on the test set"):
+    """A bar per code: the share of code-map positions that took it, sorted from most used.
+
+    Args:
+        counts: array `[codebook_size]`. Positions that took each code.
+        title: str.
+    """
+    counts = np.asarray(counts, np.float64)
+    shares = np.sort(counts / max(counts.sum(), 1.0))[::-1]
+    figure, axis = plt.subplots(figsize=(6, 3))
+    axis.bar(np.arange(len(shares)), shares, width=0.9)
+    axis.axhline(1.0 / len(shares), color="grey", linestyle="--", label="uniform")
+    axis.set_xlabel(f"code, by use ({int((counts > 0).sum())} of {len(counts)} used)")
+    axis.set_ylabel("share of positions")
+    axis.set_title(title, fontsize=10)
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure

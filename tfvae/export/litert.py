@@ -67,7 +67,8 @@ class LiteRTModel:
 def _to_stored(value, detail):
     scale, zero_point = detail["quantization"]
     dtype = np.dtype(detail["dtype"])
-    if not np.issubdtype(dtype, np.integer):
+    if not np.issubdtype(dtype, np.integer) or not scale:
+        # Floats, and integers that are not quantized values (class labels).
         return value.astype(dtype, copy=False)
     info = np.iinfo(dtype)
     quantized = np.round(value / scale + zero_point)
@@ -78,4 +79,7 @@ def _from_stored(value, detail):
     scale, zero_point = detail["quantization"]
     if not np.issubdtype(np.dtype(detail["dtype"]), np.integer):
         return np.asarray(value, np.float32)
+    if not scale:
+        # Integers that are not quantized values (a VQ-VAE's code indices).
+        return np.asarray(value)
     return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)

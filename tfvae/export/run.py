@@ -18,12 +18,16 @@ from tfvae.export.tflite import write_tflite_version
 from tfvae.io import interrupts
 from tfvae.io.atomic import STAGING_PREFIX
 from tfvae.io.atomic import Transaction
+from tfvae.io.atomic import write_json
 from tfvae.io.locks import exclusive_lock
 from tfvae.io.locks import lock_path
 from tfvae.training.runs import load_run
 from tfvae.training.runs import load_run_data
 
 EXPORT_FORMATS = ("saved_model", "tflite", "all")
+# The run's data transform, in the SavedModel's `assets.extra/` (TF Serving's place for
+# extra files): what a client does to raw values before calling the model.
+PREPROCESSING_ASSET = os.path.join("assets.extra", "preprocessing.json")
 # Held-out examples compared per export: every test example up to this many,
 # evenly spread (the bundled test splits are sorted by class).
 VERIFICATION_EXAMPLES = 1000
@@ -148,6 +152,7 @@ def export_run(
                     saved_model_path = os.path.join(target, str(version))
                     staging = transaction.stage(saved_model_path)
                     write_saved_model(model, staging)
+                    _write_preprocessing(data, os.path.join(staging, PREPROCESSING_ASSET))
                     rows += verification.verify_saved_model(staging, model, heldout)
                 if with_tflite:
                     tflite_path = os.path.join(layout.tflite_dir(base_dir, name), str(version))
@@ -173,6 +178,15 @@ def export_run(
             raise
     left_out = tuple(layout.unservable_models(base_dir)) if with_saved_model else ()
     return RunExport(name, version, saved_model_path, config_path, tflite_files, rows, left_out)
+
+
+def _write_preprocessing(data, path):
+    """Writes the transform a client applies to raw values before the model (the run's)."""
+    if data.preprocessing is None:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    record = {**data.preprocessing.to_dict(), "description": data.preprocessing.describe()}
+    write_json(path, record)
 
 
 def _missing_parents(path):

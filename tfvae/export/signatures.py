@@ -15,6 +15,11 @@ SavedModel signatures (TF Serving):
 | `sample` (VAE) | `eps` | `sample`: decoded `z = eps`, with `eps ~ N(0, I)` drawn by the caller |
 | `score` | `x` | VAE: `score`, `reconstruction_loss`, `kl_loss`; AE: `score` |
 
+A conditional model (the conditional VAE) takes its labels in every
+function as a second input `y`, int32 class labels of shape `(batch,)`:
+`decode(z, y)`, `sample(eps, y)`, `score(x, y)`, `encode(x, y)`,
+`serving_default(x, y)`.
+
 TFLite signatures: `encode`, `decode`, `reconstruct` (the same as
 `serving_default`).
 
@@ -42,6 +47,8 @@ import tensorflow as tf
 from tfvae.models.registry import family_of
 
 TFLITE_SIGNATURES = ("encode", "decode", "reconstruct")
+# The class labels a conditional model's functions take: int32, shape (batch,).
+LABELS_INPUT = "y"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,18 +132,21 @@ def _signatures(model):
     shapes = {"data": data_shape(model), "latent": (model.latent_dim,)}
     signatures = {}
     for name, spec in type(model).serving_functions.items():
+        if not spec.available(model):
+            continue
         inputs = {spec.input_name: _spec(shapes[spec.input_kind], spec.input_name)}
+        if spec.labels:
+            inputs[LABELS_INPUT] = tf.TensorSpec((None,), tf.int32, name=LABELS_INPUT)
         function = _one_input(getattr(model, spec.method))
         signatures[name] = Signature(name, function, inputs, tuple(spec.outputs))
     return signatures
 
 
 def _one_input(method):
-    """`method` callable with its one input given by position or by name."""
+    """`method` callable with its input (and labels `y`, if it takes them) by position or by name."""
 
     def function(*args, **kwargs):
-        (value,) = (*args, *kwargs.values())
-        return method(value)
+        return method(*args, *kwargs.values())
 
     return function
 
@@ -158,4 +168,9 @@ def serving_signatures(model):
 def tflite_signatures(model):
     """The TFLite signatures of `model` (`encode`, `decode`, `reconstruct`), keyed by name."""
     signatures = _signatures(model)
-    return {name: signatures[name] for name in TFLITE_SIGNATURES if name in signatures}
+    table = type(model).serving_functions
+    return {
+        name: signatures[name]
+        for name in TFLITE_SIGNATURES
+        if name in signatures and table[name].on_device
+    }

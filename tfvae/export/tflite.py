@@ -14,7 +14,6 @@ from tfvae.errors import TfvaeError
 from tfvae.export import layout
 from tfvae.export import verification
 from tfvae.export.saved_model import write_saved_model
-from tfvae.export.signatures import TFLITE_SIGNATURES
 from tfvae.export.signatures import float32_model
 from tfvae.export.signatures import tflite_signatures
 from tfvae.io.atomic import staged_dir
@@ -53,15 +52,24 @@ def representative_dataset(model, x, count=REPRESENTATIVE_EXAMPLES, seed=0):
         raise TfvaeError("int8 conversion needs representative data; received 0 examples")
     rows = np.random.default_rng(seed).permutation(len(x))[:count]
     picks = x[np.sort(rows)]
-    codes = model.encode(picks)
+    # A model whose functions take labels gets seeded classes with its examples.
+    labels = {}
+    if any(spec.labels for spec in type(model).serving_functions.values()):
+        labels["y"] = np.random.default_rng(seed).integers(0, model.num_classes, len(picks))
+        labels["y"] = labels["y"].astype(np.int32)
+    codes = model.encode(picks, *labels.values())
     codes = np.asarray(codes[0] if isinstance(codes, (tuple, list)) else codes, np.float32)
+
+    on_device = tflite_signatures(model)
 
     def generate():
         for i in range(len(picks)):
             example = picks[i : i + 1]
-            yield "encode", {"x": example}
-            yield "reconstruct", {"x": example}
-            yield "decode", {"z": codes[i : i + 1]}
+            given = {name: value[i : i + 1] for name, value in labels.items()}
+            yield "encode", {"x": example, **given}
+            if "reconstruct" in on_device:
+                yield "reconstruct", {"x": example, **given}
+            yield "decode", {"z": codes[i : i + 1], **given}
 
     return generate
 
@@ -148,8 +156,9 @@ def convert_model(model, formats=TFLITE_FORMATS, representative_x=None, seed=0):
     for quantization in formats:
         checks.choice("TFLite format", quantization, TFLITE_FORMATS)
     model = float32_model(model)
+    on_device = tflite_signatures(model)
     with tempfile.TemporaryDirectory(prefix="tfvae-tflite-") as saved_model_dir:
-        write_saved_model(model, saved_model_dir, tflite_signatures(model))
+        write_saved_model(model, saved_model_dir, on_device)
         result = {}
         for quantization in formats:
             data = None
@@ -158,7 +167,7 @@ def convert_model(model, formats=TFLITE_FORMATS, representative_x=None, seed=0):
                     raise TfvaeError("int8 conversion needs representative_x; received None")
                 data = representative_dataset(model, representative_x, seed=seed)
             result[quantization] = convert_saved_model(
-                saved_model_dir, TFLITE_SIGNATURES, quantization, data
+                saved_model_dir, list(on_device), quantization, data
             )
     return result
 
@@ -206,7 +215,7 @@ def write_tflite_version(model, path, formats, representative_x, heldout_x, seed
     write_json(
         os.path.join(path, VERIFICATION_FILE),
         {
-            "signatures": list(TFLITE_SIGNATURES),
+            "signatures": list(tflite_signatures(model)),
             "tolerances": {q: dataclasses.asdict(verification.TOLERANCES[q]) for q in contents},
             "rows": [row.to_dict() for row in rows],
         },

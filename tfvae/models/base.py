@@ -85,6 +85,17 @@ class ServingFunction:
         outputs: tuple of str. The names of the outputs, in order.
         method: str. The name of the model method that takes the input
             tensor and returns a dict with exactly `outputs` as keys.
+        requires: str or None. The name of a model attribute that must not
+            be `None` for the function to be offered (the VQ-VAE's `sample`
+            needs its `prior`). Defaults to `None`.
+        on_device: bool. Whether the TFLite files hold the function too
+            (among `encode`, `decode`, `reconstruct`). The VQ-VAE leaves out
+            `reconstruct`: its quantized forms flip a code now and then,
+            which `encode` is verified on, and a device runs `decode` on
+            `encode`'s codes. Defaults to `True`.
+        labels: bool. The function also takes `y`, int32 class labels of
+            shape `(batch,)`, as its second input (a model whose functions
+            take labels has `num_classes`). Defaults to `False`.
 
     Example:
 
@@ -95,6 +106,9 @@ class ServingFunction:
     input_kind: str
     outputs: tuple
     method: str
+    requires: str | None = None
+    on_device: bool = True
+    labels: bool = False
 
     def __post_init__(self):
         if self.input_name not in SERVING_INPUTS:
@@ -113,8 +127,14 @@ class ServingFunction:
             )
         object.__setattr__(self, "outputs", tuple(self.outputs))
 
+    def available(self, model):
+        """Whether `model` offers the function (see `requires`)."""
+        return self.requires is None or getattr(model, self.requires) is not None
+
     def __call__(self, model, inputs):
-        """Runs the function on `model`: the dict `model.<method>(inputs)`."""
+        """Runs the function on `model`: the dict `model.<method>(inputs)` (`(x, y)`: two arguments)."""
+        if self.labels:
+            return getattr(model, self.method)(*inputs)
         return getattr(model, self.method)(inputs)
 
 

@@ -31,6 +31,7 @@ from tfvae import memory
 from tfvae.errors import TfvaeError
 from tfvae.models.decoder import Decoder
 from tfvae.models.encoder import Encoder
+from tfvae.models.encoder import conv_filters_for
 
 # What a family can declare it can do; evaluation and the figures offer the
 # matching extras.
@@ -42,6 +43,9 @@ CAPABILITIES = (
     "likelihood_bound",
     # add_noise(x, seed): denoising metrics and figure.
     "denoising",
+    # A codebook of discrete codes (the VQ-VAE): codebook usage, perplexity
+    # and the usage histogram; `prior` (a learned prior over the codes) or None.
+    "codebook",
 )
 # The settings of a run's networks that a saved encoder records (see `model_settings`).
 NETWORK_SETTINGS = ("latent_dim", "arch", "hidden_units", "filters", "activation")
@@ -77,6 +81,16 @@ class ModelFamily:
         check: callable or None. `check(options)` runs after each setting's
             own check, with the family's settings by name, and raises
             `TfvaeError` for a combination they cannot say alone.
+        check_labels: callable or None. Set for a family whose models take
+            class labels with their inputs (the conditional VAE): then its
+            pipelines yield `(x, y)`, it is called on `(x, labels)` pairs
+            (see `with_labels`), and `check_labels(config, labels, where)`
+            raises `TfvaeError` unless the labels (a dict of split name ->
+            int array or `None`) suit the model `config` describes.
+            Defaults to `None`: the family takes no labels.
+        objective: str or None. What a search ranks trials on by default;
+            `None` is the tuner's own default (`val_loss`, or
+            `val_neg_elbo` over betas). Defaults to `None`.
     """
 
     name: str
@@ -89,6 +103,8 @@ class ModelFamily:
     value_range: tuple | None = None
     capabilities: tuple = ()
     check: object = None
+    check_labels: object = None
+    objective: str | None = None
 
     def __post_init__(self):
         unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
@@ -97,6 +113,11 @@ class ModelFamily:
                 f"unknown capabilities {unknown} for model family {self.name!r}; "
                 f"expected some of {list(CAPABILITIES)}"
             )
+
+    @property
+    def needs_labels(self):
+        """Whether the family's models take class labels with their inputs."""
+        return self.check_labels is not None
 
     def can(self, capability):
         """Whether the family declares `capability` (one of `CAPABILITIES`)."""
@@ -155,6 +176,11 @@ def family_of(model):
         f"({', '.join(f.model_class.__name__ for f in _FAMILIES.values())}). "
         f"Received: {type(model).__name__}"
     )
+
+
+def with_labels(model, x, labels):
+    """What `model` takes for examples `x`: `x`, or the pair `(x, labels)` if its family needs labels."""
+    return (x, labels) if family_of(model).needs_labels else x
 
 
 def owners_of(setting_name):
@@ -249,12 +275,15 @@ def network_parameters(
         data_shape: tuple of int. Shape of one example.
         latent_dim: int. Size of the code.
         arch: str. `"dense"` or `"conv"`. Defaults to `"dense"`.
-        hidden_units, filters: tuples of int. As for `Encoder`.
+        hidden_units, filters: tuples of int. As for `Encoder` (`filters`
+            may be `None`: chosen from `data_shape`).
         probabilistic: bool. The encoder outputs a mean and a scale per
             latent unit. Defaults to `False`.
     """
     data_shape = tuple(int(d) for d in data_shape)
     features = math.prod(data_shape)
+    if filters is None:
+        filters = conv_filters_for(data_shape) if arch == "conv" and len(data_shape) == 3 else ()
     conv = arch == "conv" and len(data_shape) == 3 and len(filters) > 0
     total = 0
     width = features
@@ -283,6 +312,25 @@ def network_parameters(
         total += 9 * channels * n + n
         channels = n
     return total + 9 * channels * data_shape[2] + data_shape[2]
+
+
+def parameter_summary(model):
+    """One line: the number of weights of `model`, and of its encoder and decoder.
+
+    Example: `"model: 2,483,396 parameters (encoder 1,175,168, decoder 1,308,227, other 1)"`.
+    """
+    total = model.count_params()
+    networks = {
+        name: getattr(model, name).count_params()
+        for name in ("encoder", "decoder")
+        if getattr(model, name, None) is not None
+    }
+    parts = [f"{name} {count:,}" for name, count in networks.items()]
+    other = total - sum(networks.values())
+    if parts and other:
+        parts.append(f"other {other:,}")
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return f"model: {total:,} parameters{detail}"
 
 
 def check_model_size(parameters, bytes_per_parameter, what, purpose):
@@ -319,7 +367,8 @@ def saved_network_parameters(model_config):
         decoder = inner["decoder"]["config"]
         data_shape = tuple(decoder["output_shape"])
         numbers = [encoder["latent_dim"], *data_shape, *encoder["hidden_units"]]
-        numbers += list(encoder.get("filters", ()))
+        filters = encoder.get("filters", ())
+        numbers += list(filters or ())
         if not all(_is_size(n) for n in numbers):
             return None
         return network_parameters(
@@ -327,7 +376,7 @@ def saved_network_parameters(model_config):
             encoder["latent_dim"],
             encoder.get("arch", "dense"),
             tuple(encoder["hidden_units"]),
-            tuple(encoder.get("filters", ())),
+            None if filters is None else tuple(filters),
             probabilistic=encoder.get("probabilistic") is True,
         )
     except (KeyError, TypeError, AttributeError):
@@ -360,6 +409,9 @@ def model_settings(model):
     input_shape = build_config.get("input_shape")
     if isinstance(input_shape, (list, tuple)) and len(input_shape) > 1:
         found["input_shape"] = tuple(input_shape[1:])
+        if family.needs_labels:
+            # The encoder reads the example with its label appended.
+            found["input_shape"] = model.data_shape_of_encoder_input(found["input_shape"])
     model_config = model.get_config()
     for spec in family.settings:
         if spec.name in model_config:

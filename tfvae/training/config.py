@@ -15,8 +15,12 @@ import os
 
 from tfvae import settings
 from tfvae.data.datasets import check_dataset_name
+from tfvae.data.datasets import check_tfds_name
+from tfvae.data.images import COLOR_MODES
+from tfvae.data.preprocessing import SCALES
 from tfvae.errors import TfvaeError
 from tfvae.math.likelihoods import LIKELIHOODS
+from tfvae.math.likelihoods import is_eight_bit
 from tfvae.models import registry
 from tfvae.models.encoder import ACTIVATIONS
 from tfvae.models.encoder import ARCHITECTURES
@@ -54,8 +58,39 @@ class TrainConfig:
     )
     dataset: str = setting(
         "mnist5k",
-        "digits, mnist5k (bundled), mnist, fashion_mnist (tfds, online) or a .npz / .npy file.",
+        "digits, mnist5k (bundled), any tensorflow-datasets name (mnist, cifar10, ...), a "
+        "folder of images, TFRecord shards (GLOB.tfrecord), a .csv / .parquet table or a "
+        ".npz / .npy file (docs/data.md).",
         validator=check_dataset_name,
+    )
+    data_dir: str | None = setting(
+        None,
+        "tensorflow-datasets' data directory (prepared data there is read offline). "
+        "Default: TFDS_DATA_DIR or ~/tensorflow_datasets.",
+        optional=True,
+    )
+    image_size: tuple | None = setting(
+        None,
+        "Image folders: centre-crop and resize every image to HEIGHT WIDTH. Default: the "
+        "images' own size, which must be the same for all.",
+        kind="ints",
+        minimum=1,
+        optional=True,
+    )
+    color_mode: str | None = setting(
+        None,
+        "Image folders: rgb or grayscale. Default: grayscale when every image is, else rgb.",
+        choices=COLOR_MODES,
+        optional=True,
+    )
+    scale: str = setting(
+        "auto",
+        "How values are scaled, from the training split only: auto (uint8 and [0, 255] "
+        "images / 255, tables standardised, [0, 1] kept), none, 255, minmax or standard.",
+        choices=SCALES,
+    )
+    channels_first: bool = setting(
+        False, "The arrays are (N, channels, height, width): transpose them to channels-last."
     )
     arch: str = setting(
         "dense",
@@ -67,8 +102,14 @@ class TrainConfig:
     hidden_units: tuple = setting(
         (512,), "Hidden dense widths (may be empty with --arch conv).", kind="ints", minimum=1
     )
-    filters: tuple = setting(
-        (32, 64), "Filters of the stride-2 convolutions (--arch conv).", kind="ints", minimum=1
+    filters: tuple | None = setting(
+        None,
+        "Filters of the stride-2 convolutions (--arch conv), one per down-sampling stage. "
+        "Default: from the image size, 32 doubling to at most 128 until the map's side is "
+        "4 to 7 (32 64 at 28x28, 32 64 128 at 32x32, 32 64 128 128 at 64x64).",
+        kind="ints",
+        minimum=1,
+        optional=True,
     )
     activation: str = setting(
         "relu",
@@ -97,12 +138,15 @@ class TrainConfig:
     )
     likelihood: str = setting(
         "auto",
-        "p(x|z): auto is bernoulli for binarized data, gaussian otherwise.",
+        "p(x|z): auto is bernoulli for binarized data, gaussian otherwise; "
+        "discretized_logistic and discretized_gaussian score 8-bit pixels k/255 with a "
+        "learned scale (vae).",
         choices=LIKELIHOOD_NAMES,
     )
     binarize: bool | None = setting(
         None,
-        "Threshold pixels at 0.5. Default: the model family's choice (on for vae, off otherwise).",
+        "Threshold pixels at 0.5. Default: the model family's choice (on for vae, off "
+        "otherwise), and then only for single-channel data in [0, 1], never colour or tables.",
         kind="bool",
         optional=True,
     )
@@ -185,8 +229,21 @@ class TrainConfig:
         """Checks every setting; raises `TfvaeError` naming the first invalid one."""
         settings.check_fields(self)
         self.options = _checked_options(self.family, self.model, self.options)
-        if self.arch == "conv" and not self.filters:
+        check_tfds_name(self.dataset, self.data_dir)
+        if self.image_size is not None and len(self.image_size) != 2:
+            raise TfvaeError(
+                "image_size must be two integers, height and width. Received: "
+                f"image_size={list(self.image_size)}"
+            )
+        if self.arch == "conv" and self.filters is not None and not self.filters:
             raise TfvaeError("the conv architecture needs at least one filter count")
+        if is_eight_bit(self.likelihood) and not self.family.can("likelihood_bound"):
+            raise TfvaeError(
+                f"--likelihood {self.likelihood} scores 8-bit pixels with a learned scale: it "
+                "needs a model with a likelihood bound ("
+                + ", ".join(f.name for f in registry.families() if f.can("likelihood_bound"))
+                + f"). Received: --model {self.model}"
+            )
         if self.checkpoint_steps % self.steps_per_execution:
             raise TfvaeError(
                 "checkpoint_steps must be a multiple of steps_per_execution, as checkpoints "
@@ -199,8 +256,40 @@ class TrainConfig:
     @property
     def resolved_binarize(self):
         if self.binarize is None:
-            return self.family.binarize_by_default
+            if self.likelihood not in ("auto", "bernoulli"):
+                # A likelihood of grey levels or real values asked for: keep them.
+                return False
+            # The data's decision once loaded (`data_binarize`), for the family's "on".
+            return self.family.binarize_by_default and self.__dict__.get("_data_binarized", True)
         return bool(self.binarize)
+
+    @property
+    def data_binarize(self):
+        """What `load_dataset`'s `binarize` is for this config: True, False or "auto"."""
+        if self.binarize is None and self.family.binarize_by_default:
+            return "auto" if self.likelihood in ("auto", "bernoulli") else False
+        return self.resolved_binarize
+
+    def data_options(self):
+        """`load_dataset`'s keyword arguments for this config (its data set and how to read it)."""
+        return dict(
+            binarize=self.data_binarize,
+            validation_fraction=self.validation_fraction,
+            seed=self.seed,
+            scale=self.scale,
+            image_size=self.image_size,
+            color_mode=self.color_mode,
+            channels_first=self.channels_first,
+            data_dir=self.data_dir,
+        )
+
+    def adopt_data(self, data):
+        """Records whether `data` was binarized, which `binarize=None` left to the data."""
+        self.adopt_binarized(data.binarized)
+
+    def adopt_binarized(self, binarized):
+        """Records whether the data was binarized (a run's `preprocessing.json` says)."""
+        self.__dict__["_data_binarized"] = bool(binarized)
 
     @property
     def resolved_likelihood(self):

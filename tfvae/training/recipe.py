@@ -141,6 +141,8 @@ def fit_on_splits(
         callbacks: sequence of `keras.callbacks.Callback`. Defaults to `()`.
         verbose: Keras `fit` verbosity. Defaults to `"auto"`.
     """
+    # A family that takes labels trains on (x, y) batches.
+    labels = config.family.needs_labels
     return model.fit(
         data.pipeline(
             "train",
@@ -148,8 +150,11 @@ def fit_on_splits(
             seed=config.seed,
             first_epoch=initial_epoch,
             skip_batches=skip_batches,
+            labels=labels,
         ),
-        validation_data=data.pipeline("val", config.batch_size) if validation else None,
+        validation_data=(
+            data.pipeline("val", config.batch_size, labels=labels) if validation else None
+        ),
         epochs=config.epochs if epochs is None else epochs,
         initial_epoch=initial_epoch,
         callbacks=list(callbacks),

@@ -15,6 +15,7 @@ from tfvae.data.datasets import load_dataset
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.metrics import DEFAULT_NLL_SAMPLES
 from tfvae.evaluation.metrics import evaluate_model
+from tfvae.io.atomic import read_json
 from tfvae.io.locks import check_target
 from tfvae.io.model_files import load_model_file
 from tfvae.models import registry
@@ -24,6 +25,8 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
+# The data's transform (`tfvae.data.preprocessing.Preprocessing`), applied again by evaluation.
+PREPROCESSING_FILE = "preprocessing.json"
 # The fewest bytes a saved weight takes (float16); a weights file smaller
 # than this per parameter cannot hold the model its config describes.
 MIN_BYTES_PER_WEIGHT = 2
@@ -57,9 +60,23 @@ def load_run(run_dir):
     if not os.path.isdir(run_dir):
         raise TfvaeError(f"run directory not found: {run_dir}")
     config = TrainConfig.load(os.path.join(run_dir, CONFIG_FILE))
+    transform = load_preprocessing(run_dir)
+    if transform is not None:
+        config.adopt_binarized(transform.get("binarize_threshold") is not None)
     model = load_model_file(os.path.join(run_dir, MODEL_FILE), check_config=check_saved_model_size)
     check_run_model(run_dir, config, model)
     return config, model
+
+
+def load_preprocessing(run_dir):
+    """The run's `preprocessing.json` as a dict, or None for a run that has none."""
+    path = os.path.join(run_dir, PREPROCESSING_FILE)
+    if not os.path.isfile(path):
+        return None
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise TfvaeError(f"cannot read {path}: expected a JSON object")
+    return record
 
 
 def check_saved_model_size(model_config, weights_bytes):
@@ -144,6 +161,10 @@ def check_run_data(run_dir, config, model, data):
             "since the run was trained"
         )
     data.check_for(config.arch, config.resolved_likelihood)
+    family = registry.family_of(model)
+    if family.needs_labels:
+        labels = {split: data.arrays(split)[1] for split in ("train", "val", "test")}
+        family.check_labels(config, labels, f"{data.name} (run {run_dir})")
 
 
 def load_run_data(run_dir, config, model):
@@ -154,12 +175,10 @@ def load_run_data(run_dir, config, model):
         config: `TrainConfig`. The run's config, from `load_run`.
         model: the run's model, from `load_run`.
     """
-    data = load_dataset(
-        config.dataset,
-        binarize=config.resolved_binarize,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
+    # The run's own transform (scale statistics, threshold), when it recorded one.
+    transform = load_preprocessing(run_dir)
+    data = load_dataset(config.dataset, **config.data_options(), transform=transform)
+    config.adopt_data(data)
     check_run_data(run_dir, config, model, data)
     return data
 

@@ -28,6 +28,7 @@ from tfvae.evaluation import latent_pictures
 from tfvae.io.atomic import write_bytes
 from tfvae.io.atomic import write_text
 from tfvae.models.registry import family_of
+from tfvae.models.registry import with_labels
 
 IMAGES_RUN = "images"
 PROJECTOR_RUN = "projector"
@@ -117,13 +118,15 @@ class ImageSummaries(keras.callbacks.Callback):
 
     def __init__(self, log_dir, data, seed=0):
         super().__init__()
-        x_test, _ = data.arrays("test")
+        x_test, y_test = data.arrays("test")
         # === Config ===
         self.log_dir = log_dir
         self.seed = seed
         self.shape = picture_shape(data.data_shape)
         step = max(1, len(x_test) // PICTURED_EXAMPLES)
         self.examples = np.asarray(x_test[::step][:PICTURED_EXAMPLES], np.float32)
+        # Their labels, for a model that takes labels with its inputs.
+        self.labels = None if y_test is None else np.asarray(y_test[::step][:PICTURED_EXAMPLES])
         self.value_range = _display_range(data.x_train)
         self._prior_noise = None
         self._manifold = False
@@ -161,7 +164,8 @@ class ImageSummaries(keras.callbacks.Callback):
     def pictures(self):
         """`{tag: rows}` of the current model: each row an array `[n, *data_shape]`."""
         model = self.model
-        pictures = {"reconstructions": [self.examples, _numpy(model(self.examples))]}
+        reconstructions = _numpy(model(with_labels(model, self.examples, self.labels)))
+        pictures = {"reconstructions": [self.examples, reconstructions]}
         if self._prior_noise is not None:
             samples = _numpy(model.sample(None, eps=self._prior_noise))
             half = PRIOR_SAMPLES // 2
@@ -222,8 +226,18 @@ def write_projector(model, data, log_dir):
         per_side = MAX_SPRITE_PIXELS // max(shape[:2])
         count = min(count, per_side * per_side)
     x = np.asarray(x_test[:count], np.float32)
+    y = None if y_test is None else y_test[:count]
     codes = np.concatenate(
-        [_numpy(model.latent_code(x[i : i + CODE_BATCH])) for i in range(0, count, CODE_BATCH)]
+        [
+            _numpy(
+                model.latent_code(
+                    with_labels(
+                        model, x[i : i + CODE_BATCH], None if y is None else y[i : i + CODE_BATCH]
+                    )
+                )
+            )
+            for i in range(0, count, CODE_BATCH)
+        ]
     )
     directory = os.path.join(log_dir, PROJECTOR_RUN)
     os.makedirs(directory, exist_ok=True)

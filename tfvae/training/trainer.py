@@ -65,6 +65,7 @@ class RunResult:
     test_metrics: dict
     model: object
     resumed_from: tuple | None = None
+    notices: tuple = ()
 
 
 def default_run_dir(config, root=DEFAULT_RUNS_ROOT):
@@ -76,14 +77,48 @@ def default_run_dir(config, root=DEFAULT_RUNS_ROOT):
 def prepare(config):
     """Loads and checks the data for `config`; raises `TfvaeError` before anything is written."""
     config.validate()
-    data = load_dataset(
-        config.dataset,
-        binarize=config.resolved_binarize,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
+    data = load_dataset(config.dataset, **config.data_options())
+    config.adopt_data(data)
     check_data(config, data)
     return data
+
+
+def cap_batch_size(config, data):
+    """Caps `config.batch_size` at the training split's size; returns the notice, or None."""
+    n = len(data.x_train)
+    if config.batch_size <= n:
+        return None
+    notice = (
+        f"batch size {config.batch_size} is more than the {n} training examples of "
+        f"{data.name}; using {n}"
+    )
+    config.batch_size = n
+    return notice
+
+
+def baseline_notice(data, metrics):
+    """A line when the test metric is worse than the trivial baseline's, else None.
+
+    A likelihood model's negative ELBO is compared with the independent-
+    features NLL (a model that ignores z); an autoencoder's reconstruction
+    MSE with that of predicting every test example as the training mean.
+    """
+    if "neg_elbo" in metrics and "baseline_nll" in metrics:
+        ours, baseline, what = metrics["neg_elbo"], metrics["baseline_nll"], "negative ELBO"
+    elif "reconstruction_mse" in metrics:
+        x_train = data.x_train.reshape(len(data.x_train), -1).astype(np.float64)
+        x_test = data.x_test.reshape(len(data.x_test), -1).astype(np.float64)
+        ours, what = metrics["reconstruction_mse"], "reconstruction MSE"
+        baseline = float(np.mean((x_test - x_train.mean(axis=0)) ** 2))
+    else:
+        return None
+    if not ours > baseline:
+        return None
+    return (
+        f"warning: the test {what} ({ours:.4g}) is worse than the trivial baseline's "
+        f"({baseline:.4g}): the model has learned nothing useful; try more data, more "
+        "epochs or a smaller model"
+    )
 
 
 def check_data(config, data):
@@ -106,6 +141,12 @@ def check_data(config, data):
             )
     if config.arch == "conv":
         check_conv_shape(data.data_shape, config.filters)
+    if family.needs_labels:
+        family.check_labels(config, _labels_by_split(data), data.name)
+
+
+def _labels_by_split(data):
+    return {split: data.arrays(split)[1] for split in ("train", "val", "test")}
 
 
 def write_run_files(model, config, data, history, directory):
@@ -120,6 +161,8 @@ def write_run_files(model, config, data, history, directory):
     metrics = evaluate_model(model, data, config.resolved_likelihood)
     save_model_file(model, os.path.join(directory, runs.MODEL_FILE))
     write_json(os.path.join(directory, runs.CONFIG_FILE), config.to_dict())
+    if data.preprocessing is not None:
+        write_json(os.path.join(directory, runs.PREPROCESSING_FILE), data.preprocessing.to_dict())
     write_json(os.path.join(directory, runs.HISTORY_FILE), history)
     write_json(os.path.join(directory, runs.METRICS_FILE), metrics)
     write_figures(model, config, data, directory)
@@ -301,6 +344,9 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
 def _train_claimed(config, strategy, run_dir, partial, resume, verbose, callbacks):
     """`train` once the run directory is checked and locked."""
     data = prepare(config)
+    # The settings as asked: a resumed run is compared with them, and caps again.
+    requested = config.to_dict()
+    notices = [cap_batch_size(config, data)]
     steps = count_steps_per_epoch(config, data)
     with strategy.scope():
         model = build_compiled_model(config, data.data_shape, steps, x_train=data.x_train)
@@ -316,8 +362,14 @@ def _train_claimed(config, strategy, run_dir, partial, resume, verbose, callback
         # leaves nothing worth keeping.
         shutil.rmtree(partial, ignore_errors=True)
         os.makedirs(staging)
-        write_json(os.path.join(partial, runs.CONFIG_FILE), config.to_dict())
+        write_json(os.path.join(partial, runs.CONFIG_FILE), requested)
     os.makedirs(staging, exist_ok=True)
+    if verbose != 0:
+        # Said once everything is checked, before the first step.
+        if data.preprocessing is not None:
+            print(f"data: {data.name}: {data.preprocessing.describe()}", flush=True)
+        if notices[0]:
+            print(f"notice: {notices[0]}", flush=True)
     try:
         history = _fit(model, config, data, steps, backup, staging, verbose, callbacks)
         metrics = write_run_files(model, config, data, history, staging)
@@ -338,4 +390,5 @@ def _train_claimed(config, strategy, run_dir, partial, resume, verbose, callback
         test_metrics=metrics,
         model=model,
         resumed_from=None if state is None else (state["epoch"], state["batch"]),
+        notices=tuple(n for n in (*notices, baseline_notice(data, metrics)) if n),
     )

@@ -139,7 +139,7 @@ class SearchConfig:
             if value is not None and not isinstance(value, str):
                 setattr(self, name, tuple(value))
         if self.objective is None and isinstance(self.train, TrainConfig):
-            self.objective = default_objective(self.betas)
+            self.objective = self.train.family.objective or default_objective(self.betas)
         self.validate()
 
     def validate(self):
