@@ -1,8 +1,12 @@
 """Shared fixtures: bundled real data, loaded once per session."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The environment's own tools (`saved_model_cli`, `tfvae`) sit next to its
+# python: found there, so `venv/bin/python -m pytest` passes without activating.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
