@@ -151,6 +151,8 @@ def test_directories_tf_serving_rejects_are_left_out_of_models_config(run_dir, t
 def test_ctrl_c_inside_held_back_waits_for_the_block_then_undoes(monkeypatch, capfd):
     exits, undone = [], []
     monkeypatch.setattr(interrupts.os, "_exit", exits.append)
+    # Python's own handler, or SIG_IGN where the shell started pytest in the background.
+    handler_before = signal.getsignal(signal.SIGINT)
     with interrupts.exit_on_interrupt("tfvae: interrupted"):
         with interrupts.undo_on_interrupt(lambda: undone.append("first")):
             with interrupts.undo_on_interrupt(lambda: undone.append("second")):
@@ -159,5 +161,5 @@ def test_ctrl_c_inside_held_back_waits_for_the_block_then_undoes(monkeypatch, ca
                     assert exits == [] and undone == []
                 assert exits == [interrupts.EXIT_INTERRUPTED]
                 assert undone == ["second", "first"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before
     assert capfd.readouterr().err == "tfvae: interrupted\n"
