@@ -123,7 +123,8 @@ def run_sample_weight_test(make_model, x, deterministic_metrics=None):
     for a, b, c in zip(_weights(plain), _weights(weighted), _weights(triples), strict=True):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
-    assert history == weighted_history
+    # Exactly equal, NaN included: SGD at step size 1 may diverge in the second epoch.
+    np.testing.assert_equal(history, weighted_history)
 
     batch = x[:32]
     half = np.r_[np.ones(16), np.zeros(16)].astype(np.float32)

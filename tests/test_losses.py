@@ -143,3 +143,48 @@ def test_dreg_gradients_have_the_iwae_mean_and_a_lower_variance():
         difference = np.abs(g_dreg.mean(axis=0) - g_iwae.mean(axis=0))
         assert np.all(difference < 4 * standard_error), (name, difference, standard_error)
         assert np.all(g_dreg.var(axis=0) < 0.8 * g_iwae.var(axis=0)), name
+
+
+def test_bernoulli_log_prob_matches_scipy_and_tfp_with_its_gradient():
+    logits = RNG.normal(scale=6.0, size=(32, 50)).astype(np.float32)
+    binary = (RNG.random(logits.shape) < 0.5).astype(np.float32)
+    grey = RNG.random(logits.shape).astype(np.float32)
+    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    np.testing.assert_allclose(
+        losses.bernoulli_log_prob(binary, logits).numpy(),
+        stats.bernoulli.logpmf(binary, p),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    for x in (binary, grey):
+        reference = tfd.Bernoulli(logits=logits, dtype=tf.float32).log_prob(x)
+        np.testing.assert_allclose(
+            losses.bernoulli_log_prob(x, logits).numpy(), reference.numpy(), rtol=1e-6, atol=1e-5
+        )
+    logits_t = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits_t)
+        total = tf.reduce_sum(losses.bernoulli_log_prob(grey, logits_t))
+    np.testing.assert_allclose(tape.gradient(total, logits_t).numpy(), grey - p, atol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5])
+def test_dropout_mask_drops_the_rate_independently_and_reproducibly(rate):
+    key = tf.constant([7, 11], tf.int64)
+    mask = losses.dropout_keep_mask([400, 785], key, rate).numpy()
+    assert mask.shape == (400, 785) and set(np.unique(mask)) <= {0.0, 1.0}
+    dropped = losses.dropout_drop_rate(rate)
+    assert abs(dropped - rate) <= 2**-17
+    # Within 5 binomial standard errors of the rate, over all features and
+    # over each of the two halves of a 32-bit draw (even and odd features).
+    n = mask.size
+    tolerance = 5 * np.sqrt(max(dropped * (1 - dropped), 1e-12) / (n / 2))
+    for part in (mask, mask.reshape(-1)[0::2], mask.reshape(-1)[1::2]):
+        assert abs((1 - part.mean()) - dropped) <= tolerance
+    if 0 < rate:
+        # Neighbours (the two halves of one draw) are uncorrelated.
+        flat = mask.reshape(-1)
+        assert abs(np.corrcoef(flat[0::2], flat[1::2])[0, 1]) < 0.02
+    np.testing.assert_array_equal(losses.dropout_keep_mask([400, 785], key, rate).numpy(), mask)
+    other = losses.dropout_keep_mask([400, 785], tf.constant([7, 12], tf.int64), rate).numpy()
+    assert (rate == 0.0) == np.array_equal(other, mask)

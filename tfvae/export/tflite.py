@@ -1,8 +1,10 @@
 """TFLite conversion with builtin ops only: float32, dynamic-range and full-integer int8."""
 
+import contextlib
 import dataclasses
 import os
 import re
+import sys
 import tempfile
 import warnings
 
@@ -121,7 +123,10 @@ def convert_saved_model(
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     try:
-        with warnings.catch_warnings():
+        # The converter's native code writes its quantizer's settings
+        # ("fully_quantize: 0, inference_type: 6, ...") to stderr: held back, so that a
+        # command's output, and a failed command's one line, stay its own.
+        with warnings.catch_warnings(), _native_stderr_held():
             # The calibrator uses TF's own deprecated tf.lite.Interpreter; the
             # verification that follows runs in LiteRT.
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -272,3 +277,23 @@ def export_tflite(
         )
     files = {q: os.path.join(final, os.path.basename(p)) for q, p in files.items()}
     return TFLiteExport(model_name, version, final, files, rows)
+
+
+@contextlib.contextmanager
+def _native_stderr_held():
+    """Sends what native code writes to file descriptor 2 to a discarded file meanwhile."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to protect
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)

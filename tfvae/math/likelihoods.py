@@ -28,6 +28,18 @@ from tfvae.math import losses
 tfd = tfp.distributions
 
 
+class LogitBernoulli(tfd.Bernoulli):
+    """`tfd.Bernoulli` whose `log_prob` is `losses.bernoulli_log_prob`: one softplus.
+
+    The same distribution and the same values for finite logits (what a
+    decoder gives), about half the work of the parent's `log_prob` and its
+    gradient in every train step.
+    """
+
+    def _log_prob(self, event):
+        return losses.bernoulli_log_prob(event, self._logits)
+
+
 class BernoulliLikelihood:
     """Independent Bernoulli pixels; decoder outputs are logits.
 
@@ -42,7 +54,7 @@ class BernoulliLikelihood:
         params = tf.cast(params, tf.float32)
         rank = len(params.shape) - 1 if event_ndims is None else event_ndims
         return tfd.Independent(
-            tfd.Bernoulli(logits=params, dtype=tf.float32),
+            LogitBernoulli(logits=params, dtype=tf.float32),
             reinterpreted_batch_ndims=rank,
         )
 

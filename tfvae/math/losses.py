@@ -20,15 +20,26 @@ def _mean_per_example(values):
     return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=-1)
 
 
+def bernoulli_log_prob(x, logits):
+    """Elementwise `log p(x)` of Bernoulli variables given their logits: `x * logits - softplus(logits)`.
+
+    The log-probability of a binary `x`, and for `x` in [0, 1] the negative
+    cross-entropy of a Bernoulli of mean `x`. One softplus where
+    `tfd.Bernoulli.log_prob` takes two (and two `multiply_no_nan`): the
+    likelihood's share of a train step halves. Its gradient with respect to
+    the logits is `x - sigmoid(logits)`. Logits must be finite.
+    """
+    logits = tf.convert_to_tensor(logits)
+    return tf.cast(x, logits.dtype) * logits - tf.nn.softplus(logits)
+
+
 def bernoulli_nll(x, logits):
     """Negative Bernoulli log-likelihood `-log p(x | logits)`, summed per example.
 
     Computed from logits as `softplus(l) - x * l`, which is exact and finite
     for any logit, unlike `log(sigmoid(l))`.
     """
-    x = tf.cast(x, tf.float32)
-    logits = tf.cast(logits, tf.float32)
-    return _sum_per_example(tf.nn.softplus(logits) - x * logits)
+    return _sum_per_example(-bernoulli_log_prob(x, tf.cast(logits, tf.float32)))
 
 
 def gaussian_nll(x, mean, scale):
@@ -129,11 +140,38 @@ def squared_error(x, reconstruction):
     return _mean_per_example(tf.square(x - reconstruction))
 
 
+# Dropout masks read 16 random bits per feature, two features per 32-bit
+# draw: half the generator's work of one float uniform per feature.
+DROPOUT_LEVELS = 2**16
+
+
+def dropout_drop_rate(rate):
+    """The drop rate `dropout_keep_mask` applies for `rate` in [0, 1): rounded to a multiple of 2**-16."""
+    return min(round(float(rate) * DROPOUT_LEVELS), DROPOUT_LEVELS - 1) / DROPOUT_LEVELS
+
+
+def dropout_keep_mask(shape, seed, rate):
+    """A float32 mask of `shape`, 0 with probability `dropout_drop_rate(rate)` and 1 otherwise.
+
+    A pure function of the stateless key `seed` (shape `[2]`): each element
+    compares 16 bits of `tf.random.stateless_uniform`'s uint32 output with
+    `rate * 2**16`, rounded. Divide by `1 - dropout_drop_rate(rate)` to
+    keep the expectation.
+    """
+    shape = tf.convert_to_tensor(shape, tf.int32)
+    size = tf.reduce_prod(shape)
+    words = tf.random.stateless_uniform(
+        [(size + 1) // 2], seed=seed, minval=None, maxval=None, dtype=tf.uint32
+    )
+    bits = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+    threshold = tf.constant(min(round(float(rate) * DROPOUT_LEVELS), DROPOUT_LEVELS - 1), tf.uint16)
+    keep = tf.cast(bits >= threshold, tf.float32)
+    return tf.reshape(keep, shape)
+
+
 def binary_cross_entropy(x, logits):
     """Mean binary cross-entropy over the features of each example, from logits."""
-    x = tf.cast(x, tf.float32)
-    logits = tf.cast(logits, tf.float32)
-    return _mean_per_example(tf.nn.softplus(logits) - x * logits)
+    return _mean_per_example(-bernoulli_log_prob(x, tf.cast(logits, tf.float32)))
 
 
 def soft_clip(values, low, high):

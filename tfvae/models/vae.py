@@ -8,6 +8,8 @@ import tensorflow_probability as tfp
 from tfvae import checks
 from tfvae.errors import TfvaeError
 from tfvae.math.losses import dreg_surrogate
+from tfvae.math.losses import dropout_drop_rate
+from tfvae.math.losses import dropout_keep_mask
 from tfvae.math.losses import importance_weighted_bound
 from tfvae.math.losses import soft_clip
 from tfvae.models import base
@@ -389,15 +391,14 @@ class VAE(base.EncoderDecoderModel):
         local = tf.shape(x)[0]
         if self.seed is None or getattr(self, "optimizer", None) is None:
             uniform = keras.random.uniform(tf.shape(x), seed=self.seed_generator)
-        else:
-            offset, total = base.global_batch_position(x)
-            key = tf.random.experimental.stateless_fold_in(
-                base.noise_key(self.seed, self.optimizer.iterations), INPUT_DROPOUT_STREAM
-            )
-            shape = tf.concat([[total], tf.shape(x)[1:]], axis=0)
-            uniform = tf.random.stateless_uniform(shape, seed=key)[offset : offset + local]
-        keep = tf.cast(uniform >= rate, tf.float32)
-        return x * keep / (1.0 - rate)
+            return x * tf.cast(uniform >= rate, tf.float32) / (1.0 - rate)
+        offset, total = base.global_batch_position(x)
+        key = tf.random.experimental.stateless_fold_in(
+            base.noise_key(self.seed, self.optimizer.iterations), INPUT_DROPOUT_STREAM
+        )
+        shape = tf.concat([[total], tf.shape(x)[1:]], axis=0)
+        keep = dropout_keep_mask(shape, key, rate)[offset : offset + local]
+        return x * keep / (1.0 - dropout_drop_rate(rate))
 
     def _training_terms(self, x):
         """Per-example terms of the objective being minimised, and the terms to report."""
