@@ -11,6 +11,7 @@ from tfvae.cli import anomaly
 from tfvae.cli import compare
 from tfvae.cli import data
 from tfvae.cli import export
+from tfvae.cli import fit_sampler
 from tfvae.cli import presets
 from tfvae.cli import pretrain
 from tfvae.cli import sample
@@ -46,6 +47,7 @@ SUBCOMMANDS = [
     sample.add_sample_parser,
     data.add_data_parser,
     train_prior.add_train_prior_parser,
+    fit_sampler.add_fit_sampler_parser,
 ]
 
 

@@ -88,6 +88,11 @@ class VAE(base.EncoderDecoderModel):
             gradient with a lower variance, which keeps the encoder
             learning as `k` grows. Costs one more pass back through the
             decoder. Defaults to `False`.
+        latent_sampler: Keras layer or None. A sampler fitted after
+            training (`tfvae fit-sampler`: `GaussianMixtureSampler`,
+            `TwoStageSampler`) mapping `eps ~ N(0, I)` `[n, latent_dim]` to
+            latent codes; `sample` and the exported `sample` then decode
+            `latent_sampler(eps)` instead of `eps`. Defaults to `None`.
         **kwargs: Base `keras.Model` arguments such as `name`.
 
     Example:
@@ -121,6 +126,7 @@ class VAE(base.EncoderDecoderModel):
         kl_warmup_steps=0,
         input_dropout=0.0,
         dreg=False,
+        latent_sampler=None,
         **kwargs,
     ):
         super().__init__(encoder, decoder, likelihood, **kwargs)
@@ -141,6 +147,7 @@ class VAE(base.EncoderDecoderModel):
             self.observation_log_scale = self.add_weight(
                 shape=(), initializer="zeros", name="observation_log_scale"
             )
+        self.latent_sampler = latent_sampler
 
         # === Config ===
         self.beta = beta
@@ -198,7 +205,7 @@ class VAE(base.EncoderDecoderModel):
         return mu + sigma * eps
 
     def sample(self, n, eps=None):
-        """Decodes draws `z = eps` from the prior `N(0, I)`.
+        """Decodes draws `z = eps` from the prior `N(0, I)`, or `z = latent_sampler(eps)`.
 
         Args:
             n: int or None. Number of samples. May be `None` when `eps` is
@@ -227,6 +234,8 @@ class VAE(base.EncoderDecoderModel):
                 "sample(n, eps) needs eps with n rows. "
                 f"Received: n={n} and eps of shape {tuple(eps.shape)}"
             )
+        if self.latent_sampler is not None:
+            return self.decode(self.latent_sampler(eps))
         return self.decode(eps)
 
     def latent_code(self, x):
@@ -463,7 +472,17 @@ class VAE(base.EncoderDecoderModel):
                 "dreg": self.dreg,
             }
         )
+        if self.latent_sampler is not None:
+            # Only when set, so the configs of models without one stay as they were.
+            config["latent_sampler"] = keras.layers.serialize(self.latent_sampler)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("latent_sampler"), dict):
+            config["latent_sampler"] = keras.layers.deserialize(config["latent_sampler"])
+        return super().from_config(config)
 
 
 # The default KL warm-up: the first fifth of the run (10 of the benchmark's 50 epochs).

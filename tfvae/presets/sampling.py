@@ -10,12 +10,15 @@ from tfvae.errors import TfvaeError
 from tfvae.evaluation import plots
 from tfvae.models import registry
 from tfvae.presets.sources import load_run_or_preset
+from tfvae.training.sampler_fitting import with_latent_sampler
 
 # A grid of 20 x 20 digits is as many as one figure shows legibly.
 MAX_SAMPLES = 400
+# What `tfvae sample --sampler` takes: a VAE's sampler fitted after training, or its prior.
+SAMPLER_CHOICES = ("fitted", "prior")
 
 
-def write_prior_samples(source, out, n=64, seed=0, overwrite=False):
+def write_prior_samples(source, out, n=64, seed=0, overwrite=False, sampler=None):
     """Decodes `n` draws from the prior of a preset or run and writes them as a PNG grid.
 
     Only a family declaring the `prior` capability (the VAE) has a prior
@@ -30,6 +33,10 @@ def write_prior_samples(source, out, n=64, seed=0, overwrite=False):
         n: int. Number of samples, 1 to 400. Defaults to `64`.
         seed: int. Seed of the draws. Defaults to `0`.
         overwrite: bool. Replace an existing `out`. Defaults to `False`.
+        sampler: str or None. `"fitted"`: the sampler fitted after training
+            (`tfvae fit-sampler`), refused if the model has none; `"prior"`:
+            the prior `N(0, I)` even if a sampler is fitted. Defaults to
+            `None`: the fitted sampler when there is one, else the prior.
 
     Returns:
         The samples, a numpy array `[n, ...]` in the data's shape.
@@ -42,6 +49,8 @@ def write_prior_samples(source, out, n=64, seed=0, overwrite=False):
     if n > MAX_SAMPLES:
         raise TfvaeError(f"n must be at most {MAX_SAMPLES} (one legible grid). Received: n={n}")
     seed = checks.non_negative_int("seed", seed)
+    if sampler is not None:
+        checks.choice("sampler", sampler, SAMPLER_CHOICES)
     _check_out(out, overwrite)
     _, model, where = load_run_or_preset(source)
     with_prior = [f.name for f in registry.families() if f.can("prior")]
@@ -55,10 +64,20 @@ def write_prior_samples(source, out, n=64, seed=0, overwrite=False):
             f"{where} holds {kind} ({type(model).__name__}), which has no prior to sample "
             f"from; tfvae sample takes a family with a prior ({', '.join(with_prior)})"
         )
+    fitted = getattr(model, "latent_sampler", None)
+    if sampler == "fitted" and fitted is None:
+        raise TfvaeError(
+            f"{where} holds no fitted sampler; fit one with tfvae fit-sampler, or leave out "
+            "--sampler to sample the prior"
+        )
+    if sampler == "prior" and fitted is not None:
+        model = with_latent_sampler(model, None)
+        fitted = None
     eps = keras.random.normal((n, model.latent_dim), seed=seed)
     samples = np.asarray(model.sample(n, eps=eps))
+    what = "the prior" if fitted is None else "the fitted sampler"
     plots.save_figure(
-        plots.grid_figure(samples, f"{n} samples from the prior of {os.path.basename(where)}"),
+        plots.grid_figure(samples, f"{n} samples from {what} of {os.path.basename(where)}"),
         out,
     )
     return samples
