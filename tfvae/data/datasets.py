@@ -26,6 +26,7 @@ from tfvae import memory
 from tfvae.data import images
 from tfvae.data import preprocessing
 from tfvae.data import shapes2d
+from tfvae.data import streaming
 from tfvae.data import tabular
 from tfvae.data import tfrecords
 from tfvae.data.preprocessing import Preprocessing
@@ -146,10 +147,20 @@ class DataSplits:
     factors: dict | None = None
     factor_names: tuple | None = None
     factor_sizes: tuple | None = None
+    # `--stream`: the training split read from its TFRecord files every epoch
+    # (`tfvae.data.streaming.StreamedSplit`); `x_train` and `y_train` then hold a
+    # seeded sample of it, for statistics.
+    stream: object | None = None
 
     @property
     def data_shape(self):
         return tuple(self.x_train.shape[1:])
+
+    def num_examples(self, split):
+        """The number of examples in `split` (all of a streamed training split)."""
+        if split == "train" and self.stream is not None:
+            return len(self.stream)
+        return len(self.arrays(split)[0])
 
     def arrays(self, split):
         """Returns `(x, y)` of `split` ("train", "val" or "test")."""
@@ -158,8 +169,7 @@ class DataSplits:
 
     def steps_per_epoch(self, split, batch_size):
         """The number of batches in one pass over `split`."""
-        x, _ = self.arrays(split)
-        return math.ceil(len(x) / batch_size)
+        return math.ceil(self.num_examples(split) / batch_size)
 
     def pipeline(
         self, split, batch_size, shuffle=None, seed=0, first_epoch=0, skip_batches=0, labels=False
@@ -199,6 +209,10 @@ class DataSplits:
             raise TfvaeError(
                 f"skip_batches must be in [0, {steps}) for {steps} batches of {split}. "
                 f"Received: skip_batches={skip_batches!r}"
+            )
+        if split == "train" and self.stream is not None and shuffle:
+            return _streamed_pipeline(
+                self.stream, batch_size, seed, first_epoch, skip_batches, labels
             )
         examples = tf.constant(x)
         if labels:
@@ -244,6 +258,15 @@ class DataSplits:
             # The model's own stages are checked against its filters in training.
             check_conv_shape(self.data_shape, filters=None)
         get_likelihood(likelihood).check_data(self.x_train, where=f"{self.name} data")
+
+
+def _streamed_pipeline(stream, batch_size, seed, first_epoch, skip_batches, labels):
+    # In a multi-worker strategy's scope each worker reads its own part (its files).
+    strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+    kwargs = dict(seed=seed, first_epoch=first_epoch, skip_batches=skip_batches, labels=labels)
+    if strategy is not None and strategy.extended._in_multi_worker_mode():
+        return stream.distributed_pipeline(strategy, batch_size, **kwargs)
+    return stream.pipeline(batch_size, **kwargs)
 
 
 def ordered_stratified_split(y, test_fraction, validation_fraction):
@@ -756,6 +779,73 @@ def _load_tfrecords(pattern, validation_fraction, seed):
     return {**parts, "class_names": class_names}
 
 
+def _load_streamed_tfrecords(pattern, validation_fraction, seed, cache="auto"):
+    """The parts of `--stream`: validation, test and a seeded training sample in memory.
+
+    The split is the in-memory loader's (`_load_tfrecords`), computed from the
+    records' indices and labels alone; `x_train` holds a seeded sample of the
+    training split. Returns `(parts, stream)`: `stream` holds what
+    `tfvae.data.streaming.StreamedSplit` reads all of it with.
+    """
+    index = streaming.index_records(pattern)
+    order = np.argsort(index["index"], kind="stable")
+    indices, splits = index["index"][order], index["split"][order]
+    names = index["label_name"]
+    raw_labels = names if names is not None else index["label"]
+    raw_labels = None if raw_labels is None else raw_labels[order]
+    is_test = splits == "test"
+    if is_test.all():
+        raise TfvaeError(
+            f"the TFRecord files {pattern} hold test records only; add training records"
+        )
+    held_out = is_test.any()
+
+    def pick(a, rows):
+        return None if a is None else a[rows]
+
+    labels, class_names = labels_as_classes(
+        {"y": pick(raw_labels, ~is_test), "y_test": pick(raw_labels, is_test) if held_out else None}
+    )
+    protocol = f"TFRecord files {pattern} ({int((~is_test).sum()):,} records"
+    protocol += ")" if not held_out else f" and {int(is_test.sum()):,} test records)"
+    protocol += "; training split streamed from disk"
+    parts = _split_raw(
+        os.path.basename(pattern),
+        indices[~is_test],
+        labels["y"],
+        indices[is_test] if held_out else None,
+        labels["y_test"],
+        validation_fraction,
+        seed,
+        protocol,
+    )
+    train_indices, train_labels = parts["x_train"], parts["y_train"]
+    streaming.check_cache_fits(cache, len(train_indices), index["shape"])
+    rng = np.random.default_rng(seed)
+    sample_count = streaming.sample_size(len(train_indices), index["shape"])
+    sample = np.sort(rng.choice(len(train_indices), sample_count, replace=False))
+    streaming.check_fits(
+        f"--stream holds the validation and test splits of {pattern} in memory",
+        len(parts["x_val"]) + len(parts["x_test"]) + sample_count,
+        index["shape"],
+        "pack the data with its own smaller test split, or use a smaller --validation-fraction",
+    )
+    wanted = np.concatenate([train_indices[sample], parts["x_val"], parts["x_test"]])
+    values = streaming.read_examples(index, wanted)
+    ends = np.cumsum([sample_count, len(parts["x_val"])])
+    parts.update(
+        x_train=values[: ends[0]],
+        x_val=values[ends[0] : ends[1]],
+        x_test=values[ends[1] :],
+        y_train=None if train_labels is None else train_labels[sample],
+    )
+    for key in ("x_train", "x_val", "x_test"):
+        if np.issubdtype(parts[key].dtype, np.floating):
+            _check_finite_array(parts[key], f"{pattern}:{key}")
+    stream = dict(index=index, train_indices=train_indices, labels=train_labels)
+    return {**parts, "class_names": class_names}, stream
+
+
 def _load_table(path, validation_fraction, seed):
     x, columns = tabular.load_table(path)
     protocol = f"table {path} ({len(x):,} rows of {len(columns)} numeric columns)"
@@ -793,6 +883,9 @@ def load_dataset(
     channels_first=False,
     data_dir=None,
     transform=None,
+    stream=False,
+    cache="auto",
+    cache_dir=None,
 ):
     """Loads a dataset as `DataSplits`.
 
@@ -818,6 +911,14 @@ def load_dataset(
         transform: `Preprocessing`, its dict, or None. A run's stored
             preprocessing, applied instead of computing it again.
             Defaults to `None`.
+        stream: bool. TFRecord shards: read the training split from disk
+            every epoch instead of into memory (`tfvae.data.streaming`).
+            Defaults to `False`.
+        cache: str. With `stream`: where decoded training examples are kept
+            between epochs, one of `tfvae.data.streaming.CACHES`. Defaults
+            to `"auto"` (in memory when they fit in half of it, else not).
+        cache_dir: str or None. With `cache="disk"`: the cache's directory.
+            Defaults to `None` (a temporary directory).
 
     Example:
 
@@ -836,14 +937,27 @@ def load_dataset(
         checks.choice("color_mode", color_mode, images.COLOR_MODES)
     if binarize not in (True, False, "auto"):
         raise TfvaeError(f"binarize must be True, False or 'auto'. Received: binarize={binarize!r}")
-    parts = LOADERS[kind](
-        name,
-        validation_fraction,
-        seed,
-        image_size=image_size,
-        color_mode=color_mode,
-        data_dir=data_dir,
-    )
+    streamed = None
+    if stream:
+        if kind != "tfrecord":
+            raise TfvaeError(
+                f"--stream reads TFRecord shards (GLOB.tfrecord; tfvae data pack writes them). "
+                f"Received: --dataset {name}"
+            )
+        streaming.check_cache(cache, cache_dir)
+        parts, streamed = _load_streamed_tfrecords(name, validation_fraction, seed, cache)
+    elif cache != "auto" or cache_dir is not None:
+        flag = "--cache-dir" if cache_dir is not None else f"--cache {cache}"
+        raise TfvaeError(f"{flag} applies to streamed data (--stream) only")
+    else:
+        parts = LOADERS[kind](
+            name,
+            validation_fraction,
+            seed,
+            image_size=image_size,
+            color_mode=color_mode,
+            data_dir=data_dir,
+        )
     if isinstance(transform, dict):
         transform = Preprocessing.from_dict(transform)
     record = preprocessing.preprocess_parts(
@@ -860,10 +974,15 @@ def load_dataset(
         parts["protocol"] += f"; {record.describe().split('; binarize')[0]}"
     if record.binarize_threshold is not None:
         parts["protocol"] += f"; statically binarized at {record.binarize_threshold}"
+    if streamed is not None:
+        streamed = streaming.StreamedSplit(
+            **streamed, preprocessing=record, cache=cache, cache_dir=cache_dir
+        )
     return DataSplits(
         name=os.path.basename(os.path.normpath(name)),
         binarized=record.binarize_threshold is not None,
         preprocessing=record,
+        stream=streamed,
         **parts,
     )
 

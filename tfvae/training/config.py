@@ -18,6 +18,8 @@ from tfvae.data.datasets import check_dataset_name
 from tfvae.data.datasets import check_tfds_name
 from tfvae.data.images import COLOR_MODES
 from tfvae.data.preprocessing import SCALES
+from tfvae.data.streaming import CACHES
+from tfvae.data.streaming import check_cache
 from tfvae.errors import TfvaeError
 from tfvae.math.likelihoods import LIKELIHOODS
 from tfvae.math.likelihoods import is_eight_bit
@@ -91,6 +93,23 @@ class TrainConfig:
     )
     channels_first: bool = setting(
         False, "The arrays are (N, channels, height, width): transpose them to channels-last."
+    )
+    stream: bool = setting(
+        False,
+        "TFRecord shards: read the training split from disk every epoch, in parallel, "
+        "instead of into memory (validation and test stay in memory; docs/data.md).",
+    )
+    cache: str = setting(
+        "auto",
+        "With --stream: keep decoded training examples between epochs in memory, on disk "
+        "(--cache-dir) or not at all; auto is memory when they fit in half of it, else none.",
+        choices=CACHES,
+    )
+    cache_dir: str | None = setting(
+        None,
+        "With --cache disk: the cache's directory. Default: a temporary directory, removed "
+        "when the run ends.",
+        optional=True,
     )
     arch: str = setting(
         "dense",
@@ -235,6 +254,11 @@ class TrainConfig:
                 "image_size must be two integers, height and width. Received: "
                 f"image_size={list(self.image_size)}"
             )
+        if not self.stream and (self.cache != "auto" or self.cache_dir is not None):
+            flag = "--cache-dir" if self.cache_dir is not None else f"--cache {self.cache}"
+            raise TfvaeError(f"{flag} applies to streamed data (--stream) only")
+        if self.stream:
+            check_cache(self.cache, self.cache_dir)
         if self.arch == "conv" and self.filters is not None and not self.filters:
             raise TfvaeError("the conv architecture needs at least one filter count")
         if is_eight_bit(self.likelihood) and not self.family.can("likelihood_bound"):
@@ -281,6 +305,9 @@ class TrainConfig:
             color_mode=self.color_mode,
             channels_first=self.channels_first,
             data_dir=self.data_dir,
+            stream=self.stream,
+            cache=self.cache,
+            cache_dir=self.cache_dir,
         )
 
     def adopt_data(self, data):
@@ -380,7 +407,7 @@ def _checked_options(family, model, options):
         if value != spec.default:
             flag = spec.flag_name
             raise TfvaeError(
-                f"{flag} applies to --model {' or '.join(f.name for f in owners)} only. "
+                f"{flag} applies to --model {registry.names_text(owners)} only. "
                 f"Received: --model {model}"
             )
     checked = {

@@ -8,8 +8,6 @@ fit through these functions, so a model trained anywhere is the one
 initialization, optimizer and batch order.
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
@@ -93,7 +91,7 @@ def enable_determinism():
 
 
 def count_steps_per_epoch(config, data):
-    return math.ceil(len(data.x_train) / config.batch_size)
+    return data.steps_per_epoch("train", config.batch_size)
 
 
 def compiled_model(config, data):

@@ -49,7 +49,8 @@ BACKUP_DIR = "backup"
 STAGING_DIR = "run"
 LAST_GOOD_MODEL = "last_good.keras"
 # Settings a resumed run may change: they do not change what is computed.
-RESUMABLE_CHANGES = ("checkpoint_steps", "out")
+# The cache changes the speed of a streamed run, never its order.
+RESUMABLE_CHANGES = ("checkpoint_steps", "out", "cache", "cache_dir")
 
 
 @dataclasses.dataclass
@@ -85,7 +86,7 @@ def prepare(config):
 
 def cap_batch_size(config, data):
     """Caps `config.batch_size` at the training split's size; returns the notice, or None."""
-    n = len(data.x_train)
+    n = data.num_examples("train")
     if config.batch_size <= n:
         return None
     notice = (
@@ -334,6 +335,14 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs an op.
     strategy = make_strategy(config.strategy)
     config.validate()
+    if config.stream and getattr(strategy.extended, "_in_multi_worker_mode", bool)():
+        # The workers' parts of a streamed epoch differ by a few examples, and
+        # Keras's collectives need equal batches on every worker.
+        raise TfvaeError(
+            "--stream trains on one machine only for now; under several workers "
+            "(TF_CONFIG) drop --stream, or read the parts with "
+            "tfvae.data.streaming.StreamedSplit.distributed_pipeline (docs/data.md)"
+        )
     run_dir = default_run_dir(config, runs_root) if config.out is None else config.out
     partial = partial_dir(run_dir)
     # One writer per run: the lock is held from the checks to the final rename.
