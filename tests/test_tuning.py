@@ -337,7 +337,10 @@ BAD_INPUTS = [
     (["--latent-dims", "x"], "argument --latent-dims: expected an integer. Received: 'x'"),
     (["--betas", "-1"], "betas must hold finite numbers >= 0. Received: betas=[-1.0]"),
     (["--betas", "nan"], "betas must hold finite numbers >= 0"),
-    (["--model", "ae", "--betas", "1"], "betas (the KL weight) apply to --model vae or cvae only"),
+    (
+        ["--model", "ae", "--betas", "1"],
+        "betas (the KL weight) apply to --model vae, cvae, hvae, iaf or vamp only",
+    ),
     (
         ["--betas", "0.1", "1", "--objective", "val_loss"],
         "objective 'val_loss' weights the KL term by the searched beta",

@@ -135,6 +135,12 @@ class ModelFamily:
 _FAMILIES = {}
 
 
+def names_text(families):
+    """The families' names as a phrase: `"vae"`, `"vae or cvae"`, `"vae, cvae or iaf"`."""
+    names = [family.name for family in families]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def register_family(family):
     """Adds `family` to the registry (replacing one of the same name) and returns it."""
     if not isinstance(family, ModelFamily):

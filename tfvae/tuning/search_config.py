@@ -155,7 +155,7 @@ class SearchConfig:
         _check_choices("latent_dims", self.latent_dims, _positive_int, "positive integers")
         if self.betas is not None:
             if self.train.family.setting("beta") is None:
-                owners = " or ".join(f.name for f in registry.owners_of("beta")[0])
+                owners = registry.names_text(registry.owners_of("beta")[0])
                 raise TfvaeError(
                     f"betas (the KL weight) apply to --model {owners} only. Received: betas="
                     f"{list(self.betas)!r} with model={self.train.model!r}"
