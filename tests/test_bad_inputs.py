@@ -122,6 +122,8 @@ def build_workspace(root):
     _build_colour_files(root)
     _build_vqvae_files(root)
     _build_cvae_files(root)
+    _build_sampler_files(root)
+    _build_streaming_files(root)
 
 
 # --- files for "Run directories and output targets" ---
@@ -615,6 +617,58 @@ def _build_cvae_files(root):
         model_bytes = f.read()
     os.unlink(path)
     _write_run(root, "cvaerun", model_bytes, config.to_json())
+
+
+# --- files for "Samplers" ---
+
+
+def _build_sampler_files(root):
+    """`aerun`: `config.json` and the untrained `model.keras` of an autoencoder for digits."""
+    from tfvae.models import build_model
+
+    config = TrainConfig(model="ae", dataset="digits", hidden_units=(8,), latent_dim=2)
+    path = os.path.join(root, "ae.keras")
+    build_model(config, (8, 8, 1)).save(path)
+    with open(path, "rb") as f:
+        model_bytes = f.read()
+    os.unlink(path)
+    _write_run(root, "aerun", model_bytes, config.to_json())
+
+
+# --- files for "Streaming" ---
+
+
+def _build_streaming_files(root):
+    """`st_huge/`: records declaring images too large to hold; `st_noindex.tfrecord`: no index."""
+    import tensorflow as tf
+
+    from tfvae.data.tfrecords import encode_example
+
+    def feature(kind, *values):
+        if kind == "bytes":
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+    os.makedirs(os.path.join(root, "st_huge"))
+    with tf.io.TFRecordWriter(os.path.join(root, "st_huge", "data-00000-of-00001.tfrecord")) as w:
+        for index in range(40):
+            features = {
+                "x": feature("bytes", b"\0" * 4),
+                "encoding": feature("bytes", b"raw"),
+                "dtype": feature("bytes", b"|u1"),
+                "shape": feature("int", 65536, 65536, 3),
+                "split": feature("bytes", b""),
+                "index": feature("int", index),
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=features))
+            w.write(example.SerializeToString())
+    with tf.io.TFRecordWriter(os.path.join(root, "st_noindex.tfrecord")) as w:
+        for index in range(3):
+            example = tf.train.Example.FromString(
+                encode_example(np.full((2, 2), index, np.uint8), index=index)
+            )
+            del example.features.feature["index"]
+            w.write(example.SerializeToString())
 
 
 @pytest.fixture(scope="module")
