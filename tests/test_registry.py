@@ -124,7 +124,9 @@ def test_settings_of_another_family_are_refused_and_defaults_filled(sparse_famil
     assert TrainConfig(model="sae", sparsity=0.2).options == {"sparsity": 0.2}
     with pytest.raises(TfvaeError, match="--sparsity applies to --model sae only"):
         TrainConfig(model="vae", sparsity=0.2)
-    with pytest.raises(TfvaeError, match="--beta applies to --model vae, cvae, hvae, iaf or vamp only"):
+    with pytest.raises(
+        TfvaeError, match="--beta applies to --model vae, cvae, hvae, iaf or vamp only"
+    ):
         TrainConfig(model="sae", beta=0.5)
     with pytest.raises(TfvaeError, match="sparsity must be a finite number >= 0"):
         TrainConfig(model="sae", sparsity=-1.0)

@@ -164,9 +164,7 @@ def evaluate_model(model, data, likelihood, batch_size=256, nll_samples=0, verbo
         # objective, which weights the KL by beta.
         metrics["neg_elbo"] = metrics["reconstruction_loss"] + metrics["kl_loss"]
     if family.can("prior") or family.needs_labels:
-        metrics["active_units"] = active_units(
-            posterior_means(model, data.x_test, labels=labels)
-        )
+        metrics["active_units"] = active_units(posterior_means(model, data.x_test, labels=labels))
         metrics["latent_dim"] = int(model.latent_dim)
     if family.can("likelihood_bound"):
         if nll_samples:
