@@ -29,6 +29,7 @@ from tfvae.data import shapes2d
 from tfvae.data import streaming
 from tfvae.data import tabular
 from tfvae.data import tfrecords
+from tfvae.data.ordering import permutation
 from tfvae.data.preprocessing import Preprocessing
 from tfvae.errors import TfvaeError
 from tfvae.math.likelihoods import get_likelihood
@@ -178,7 +179,7 @@ class DataSplits:
 
         The training split is shuffled unless `shuffle=False`. The order of
         each pass is a pure function of `(seed, epoch)`: a stateless
-        permutation (`tf.random.experimental.index_shuffle`) seeded with
+        permutation (`tfvae.data.ordering.permutation`) keyed by
         both, where pass `k` of the dataset is epoch `first_epoch + k`
         (Keras `fit` makes one pass per epoch; the dataset counts them). A run
         restarted at epoch `e` therefore sees the batches an uninterrupted
@@ -236,9 +237,7 @@ class DataSplits:
             rows = tf.range(n, dtype=tf.int64)
             if shuffle:
                 # A stateless permutation of the n rows, a pure function of (seed, epoch).
-                rows = tf.random.experimental.index_shuffle(
-                    rows, seed=tf.stack([seed, epoch]), max_index=n - 1
-                )
+                rows = permutation(n, tf.stack([seed, epoch]))
             ordered = tf.nest.map_structure(lambda a: tf.gather(a, rows), examples)
             return (
                 tf.data.Dataset.from_tensor_slices(ordered)
