@@ -17,7 +17,7 @@ from tfvae.models import base
 from tfvae.models import registry
 from tfvae.models.encoder import LOG_VARIANCE_BOUNDS
 from tfvae.models.vae import VAE
-from tfvae.models.vae import kl_warmup_epochs
+from tfvae.models.vae import vae_arguments
 from tfvae.settings import Setting
 
 tfd = tfp.distributions
@@ -555,23 +555,18 @@ def _check_family_labels(config, labels, where):
         )
 
 
+# The VAE settings the conditional VAE takes: it trains on the ELBO (no IWAE, no DReG).
+CVAE_SETTINGS = ("beta", "kl_warmup_epochs", "input_dropout")
+
+
 def _build_cvae(config, data_shape, steps_per_epoch):
-    warmup_epochs = kl_warmup_epochs(config)
-    if config.kl_warmup_epochs and not steps_per_epoch:
-        raise TfvaeError("a KL warm-up needs steps_per_epoch to convert epochs to steps")
-    if not steps_per_epoch:
-        warmup_epochs = 0
     encoder, decoder = registry.build_networks(config, data_shape, probabilistic=True)
     return CVAE(
         encoder,
         decoder,
         num_classes=config.num_classes,
         conditional_prior=config.conditional_prior,
-        beta=config.beta,
-        likelihood=config.resolved_likelihood,
-        seed=config.seed,
-        kl_warmup_steps=warmup_epochs * (steps_per_epoch or 0),
-        input_dropout=config.input_dropout,
+        **vae_arguments(config, steps_per_epoch, CVAE_SETTINGS),
         name="cvae",
     )
 
@@ -597,7 +592,7 @@ registry.register_family(
                 "Learn the prior p(z | y), one Gaussian per class, instead of N(0, I) "
                 "(conditional VAE).",
             ),
-            *(_VAE_FAMILY.setting(name) for name in ("beta", "kl_warmup_epochs", "input_dropout")),
+            *(_VAE_FAMILY.setting(name) for name in CVAE_SETTINGS),
         ),
         metrics=_VAE_FAMILY.metrics,
         binarize_by_default=True,

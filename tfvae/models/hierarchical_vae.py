@@ -1,5 +1,7 @@
 """A VAE with two stochastic layers: `x -> z1 -> z2` up, `z2 -> z1 -> x` down."""
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -11,7 +13,8 @@ from tfvae.models import base
 from tfvae.models import registry
 from tfvae.models.encoder import Encoder
 from tfvae.models.vae import VAE
-from tfvae.models.vae import kl_warmup_epochs
+from tfvae.models.vae import VAE_SETTINGS
+from tfvae.models.vae import vae_arguments
 from tfvae.settings import Setting
 
 tfd = tfp.distributions
@@ -84,6 +87,12 @@ class HierarchicalVAE(VAE):
     >>> model.fit(x_train, epochs=10)
     >>> images = model.sample(16)
     """
+
+    # The int8 form of `score` converts, but LiteRT aborts the process running it.
+    serving_functions = {
+        **VAE.serving_functions,
+        "score": dataclasses.replace(VAE.serving_functions["score"], full_integer=False),
+    }
 
     def __init__(self, encoder, decoder, top_encoder, top_decoder, **kwargs):
         super().__init__(encoder, decoder, **kwargs)
@@ -398,11 +407,6 @@ def _check_size(config, data_shape):
 
 def _build_hierarchical_vae(config, data_shape, steps_per_epoch):
     _check_size(config, data_shape)
-    warmup_epochs = kl_warmup_epochs(config)
-    if config.kl_warmup_epochs and not steps_per_epoch:
-        raise TfvaeError("a KL warm-up needs steps_per_epoch to convert epochs to steps")
-    if not steps_per_epoch:
-        warmup_epochs = 0  # built outside training, where the default warm-up has no steps
     encoder, decoder = registry.build_networks(config, data_shape, probabilistic=True)
 
     def between(latent_dim, name):
@@ -420,13 +424,7 @@ def _build_hierarchical_vae(config, data_shape, steps_per_epoch):
         decoder,
         between(config.top_latent_dim, "top_encoder"),
         between(config.latent_dim, "top_decoder"),
-        beta=config.beta,
-        likelihood=config.resolved_likelihood,
-        seed=config.seed,
-        iwae_samples=config.iwae_samples,
-        kl_warmup_steps=warmup_epochs * (steps_per_epoch or 0),
-        input_dropout=config.input_dropout,
-        dreg=config.dreg,
+        **vae_arguments(config, steps_per_epoch),
         name="hvae",
     )
 
@@ -452,10 +450,7 @@ registry.register_family(
                 kind="ints",
                 minimum=1,
             ),
-            *(
-                _VAE_FAMILY.setting(name)
-                for name in ("beta", "iwae_samples", "kl_warmup_epochs", "input_dropout", "dreg")
-            ),
+            *(_VAE_FAMILY.setting(name) for name in VAE_SETTINGS),
         ),
         metrics=(*_VAE_FAMILY.metrics, *LAYER_KL_TERMS),
         binarize_by_default=True,

@@ -19,7 +19,8 @@ from tfvae.models.encoder import LOG_VARIANCE_BOUNDS
 from tfvae.models.encoder import conv_filters_for
 from tfvae.models.made import MADE
 from tfvae.models.vae import VAE
-from tfvae.models.vae import kl_warmup_epochs
+from tfvae.models.vae import VAE_SETTINGS
+from tfvae.models.vae import vae_arguments
 from tfvae.settings import Setting
 
 tfd = tfp.distributions
@@ -312,25 +313,19 @@ def _check_flow_size(config, data_shape):
     )
 
 
+# The VAE settings the IAF takes: all but dreg (its flow hides q's parameters).
+IAF_VAE_SETTINGS = tuple(name for name in VAE_SETTINGS if name != "dreg")
+
+
 def _build_iaf_vae(config, data_shape, steps_per_epoch):
     _check_flow_size(config, data_shape)
-    warmup_epochs = kl_warmup_epochs(config)
-    if config.kl_warmup_epochs and not steps_per_epoch:
-        raise TfvaeError("a KL warm-up needs steps_per_epoch to convert epochs to steps")
-    if not steps_per_epoch:
-        warmup_epochs = 0
     encoder, decoder = registry.build_networks(config, data_shape, probabilistic=True)
     return IAFVAE(
         encoder,
         decoder,
         flow_steps=config.flow_steps,
         made_units=config.made_units,
-        beta=config.beta,
-        likelihood=config.resolved_likelihood,
-        seed=config.seed,
-        iwae_samples=config.iwae_samples,
-        kl_warmup_steps=warmup_epochs * (steps_per_epoch or 0),
-        input_dropout=config.input_dropout,
+        **vae_arguments(config, steps_per_epoch, IAF_VAE_SETTINGS),
         name="iaf",
     )
 
@@ -357,10 +352,7 @@ registry.register_family(
                 "Width of the two hidden layers of each flow step's MADE (IAF posterior).",
                 minimum=1,
             ),
-            *(
-                _VAE_FAMILY.setting(name)
-                for name in ("beta", "iwae_samples", "kl_warmup_epochs", "input_dropout")
-            ),
+            *(_VAE_FAMILY.setting(name) for name in IAF_VAE_SETTINGS),
         ),
         metrics=_VAE_FAMILY.metrics,
         binarize_by_default=True,

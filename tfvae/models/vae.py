@@ -238,6 +238,12 @@ class VAE(base.EncoderDecoderModel):
             return self.decode(self.latent_sampler(eps))
         return self.decode(eps)
 
+    @property
+    def sample_source(self):
+        if self.latent_sampler is not None:
+            return type(self.latent_sampler).__name__
+        return "prior"
+
     def latent_code(self, x):
         """The deterministic latent code of `x`: the posterior mean `mu`, `[batch, latent_dim]`."""
         return self.encode(x)[0]
@@ -499,6 +505,42 @@ def kl_warmup_epochs(config):
     return int(config.epochs * KL_WARMUP_FRACTION)
 
 
+def kl_warmup_steps(config, steps_per_epoch):
+    """The train steps of `config`'s KL warm-up; 0 for a model built outside training."""
+    if config.kl_warmup_epochs and not steps_per_epoch:
+        raise TfvaeError("a KL warm-up needs steps_per_epoch to convert epochs to steps")
+    if not steps_per_epoch:
+        return 0  # built outside training, where the default warm-up has no steps
+    return kl_warmup_epochs(config) * steps_per_epoch
+
+
+# The VAE's own settings, which the families built on it take (each family
+# lists those it accepts, a subset of these, once, for its settings and its build).
+VAE_SETTINGS = ("beta", "iwae_samples", "kl_warmup_epochs", "input_dropout", "dreg")
+
+
+def vae_arguments(config, steps_per_epoch, settings=VAE_SETTINGS):
+    """The `VAE` constructor arguments a family's `build` reads from `config`.
+
+    Args:
+        config: `TrainConfig`.
+        steps_per_epoch: int or None. Converts the KL warm-up's epochs to steps.
+        settings: tuple of str. The names in `VAE_SETTINGS` the family takes.
+            Defaults to all of them.
+
+    Returns:
+        dict: `likelihood`, `seed` and the arguments of `settings`
+        (`kl_warmup_epochs` becomes `kl_warmup_steps`).
+    """
+    arguments = {"likelihood": config.resolved_likelihood, "seed": config.seed}
+    for name in settings:
+        if name == "kl_warmup_epochs":
+            arguments["kl_warmup_steps"] = kl_warmup_steps(config, steps_per_epoch)
+        else:
+            arguments[name] = getattr(config, name)
+    return arguments
+
+
 def _check_settings(settings):
     """Refuses the VAE settings that do not go together."""
     if settings["dreg"] and settings["iwae_samples"] == 1:
@@ -509,24 +551,8 @@ def _check_settings(settings):
 
 
 def _build_vae(config, data_shape, steps_per_epoch):
-    warmup_epochs = kl_warmup_epochs(config)
-    if config.kl_warmup_epochs and not steps_per_epoch:
-        raise TfvaeError("a KL warm-up needs steps_per_epoch to convert epochs to steps")
-    if not steps_per_epoch:
-        warmup_epochs = 0  # built outside training, where the default warm-up has no steps
     encoder, decoder = registry.build_networks(config, data_shape, probabilistic=True)
-    return VAE(
-        encoder,
-        decoder,
-        beta=config.beta,
-        likelihood=config.resolved_likelihood,
-        seed=config.seed,
-        iwae_samples=config.iwae_samples,
-        kl_warmup_steps=warmup_epochs * (steps_per_epoch or 0),
-        input_dropout=config.input_dropout,
-        dreg=config.dreg,
-        name="vae",
-    )
+    return VAE(encoder, decoder, **vae_arguments(config, steps_per_epoch), name="vae")
 
 
 registry.register_family(

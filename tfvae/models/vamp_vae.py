@@ -7,7 +7,6 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import checks
-from tfvae.errors import TfvaeError
 from tfvae.math.losses import importance_weighted_bound
 from tfvae.math.mixtures import diagonal_gaussian_mixture
 from tfvae.math.mixtures import mixture_draw
@@ -15,7 +14,8 @@ from tfvae.models import registry
 from tfvae.models.mixture_prior import MixturePrior
 from tfvae.models.pseudo_inputs import PseudoInputs
 from tfvae.models.vae import VAE
-from tfvae.models.vae import kl_warmup_epochs
+from tfvae.models.vae import VAE_SETTINGS
+from tfvae.models.vae import vae_arguments
 from tfvae.settings import Setting
 
 tfd = tfp.distributions
@@ -216,11 +216,6 @@ def _check_prior_size(config, data_shape):
 
 
 def _build_vamp(config, data_shape, steps_per_epoch):
-    warmup_epochs = kl_warmup_epochs(config)
-    if config.kl_warmup_epochs and not steps_per_epoch:
-        raise TfvaeError("a KL warm-up needs steps_per_epoch to convert epochs to steps")
-    if not steps_per_epoch:
-        warmup_epochs = 0  # built outside training, where the default warm-up has no steps
     _check_prior_size(config, data_shape)
     encoder, decoder = registry.build_networks(config, data_shape, probabilistic=True)
     return VampVAE(
@@ -228,13 +223,7 @@ def _build_vamp(config, data_shape, steps_per_epoch):
         decoder,
         prior_kind=config.prior_kind,
         prior_components=config.prior_components,
-        beta=config.beta,
-        likelihood=config.resolved_likelihood,
-        seed=config.seed,
-        iwae_samples=config.iwae_samples,
-        kl_warmup_steps=warmup_epochs * (steps_per_epoch or 0),
-        input_dropout=config.input_dropout,
-        dreg=config.dreg,
+        **vae_arguments(config, steps_per_epoch),
         name="vamp",
     )
 
@@ -262,10 +251,7 @@ registry.register_family(
                 "Components of the mixture prior: pseudo-inputs (vamp) or Gaussians (mog).",
                 minimum=1,
             ),
-            *(
-                _VAE_FAMILY.setting(name)
-                for name in ("beta", "iwae_samples", "kl_warmup_epochs", "input_dropout", "dreg")
-            ),
+            *(_VAE_FAMILY.setting(name) for name in VAE_SETTINGS),
         ),
         metrics=_VAE_FAMILY.metrics,
         binarize_by_default=True,
