@@ -332,7 +332,27 @@ def test_reconstructions_beat_prior_samples_beat_noise(trained_vae, mnist5k_bina
     )
     assert again["prior_samples"] == samples
     report = sq.format_sample_quality(quality)
+    assert quality["sample_source"] == "prior"
     assert "prior samples" in report and f"{samples['fid']:.2f}" in report
+
+
+def test_samples_of_a_fitted_sampler_are_labelled_with_it(trained_vae, mnist5k_binary):
+    from tfvae.models.gaussian_mixture_sampler import GaussianMixtureSampler
+    from tfvae.training.sampler_fitting import with_latent_sampler
+
+    d = trained_vae.latent_dim
+    sampler = GaussianMixtureSampler(d, components=1, name="latent_sampler")
+    # Codes shrunk to half the prior's scale: samples differ from the prior's.
+    sampler.set_mixture(np.ones(1), np.zeros((1, d)), np.full((1, d), 0.25))
+    model = with_latent_sampler(trained_vae, sampler)
+    assert model.sample_source == "GaussianMixtureSampler"
+    quality = sq.sample_quality(model, mnist5k_binary, 500)
+    prior = sq.sample_quality(trained_vae, mnist5k_binary, 500)
+    assert quality["sample_source"] == "GaussianMixtureSampler"
+    assert quality["prior_samples"]["fid"] != prior["prior_samples"]["fid"]
+    assert quality["reconstructions"] == prior["reconstructions"]
+    report = sq.format_sample_quality(quality)
+    assert "samples (GaussianMixtureSampler)" in report and "prior samples" not in report
 
 
 def test_a_family_without_a_prior_scores_reconstructions_only(digits):

@@ -260,6 +260,10 @@ def sample_quality(
 ):
     """Scores `n` prior samples and the test reconstructions against the test set.
 
+    A VAE holding a sampler fitted after training (`tfvae fit-sampler`)
+    samples from it: its row keeps the key `prior_samples`, and
+    `sample_source` names the sampler.
+
     The reference is `data.x_test`, as the model was evaluated on
     (binarized for a model of binarized data). Prior samples are scored for
     families with the `prior` capability. The reconstructions are the
@@ -288,7 +292,8 @@ def sample_quality(
 
     Returns:
         A dict: `features` (its description), `reference_examples`, `k`,
-        `kid_subsets`, `seed`, and per scored set (`prior_samples`,
+        `kid_subsets`, `seed`, `sample_source` (`model.sample_source`, for
+        a family with a prior), and per scored set (`prior_samples`,
         `reconstructions`, `training_examples`, `noise`) a dict of
         `examples`, `fid`, `kid`, `kid_std_error`, `precision` and
         `recall`.
@@ -318,6 +323,8 @@ def sample_quality(
         "seed": seed,
     }
     if family_of(model).can("prior"):
+        # The row keeps its key; `sample_source` says whether a fitted sampler made it.
+        quality["sample_source"] = model.sample_source
         quality["prior_samples"] = score(prior_samples(model, n, seed, batch_size))
     quality["reconstructions"] = score(model.predict(data.x_test, batch_size, verbose=0))
     rng = np.random.default_rng(seed)
@@ -343,6 +350,8 @@ def format_sample_quality(quality):
         f"  {'':22}{'examples':>9}{'FID':>10}{'KID (s.e.)':>22}{'precision':>11}{'recall':>8}",
     ]
     for key, label in SCORED_SETS:
+        if key == "prior_samples" and quality.get("sample_source", "prior") != "prior":
+            label = f"samples ({quality['sample_source']})"
         if key in quality:
             row = quality[key]
             kid = f"{row['kid']:.4f} ({row['kid_std_error']:.4f})"

@@ -345,6 +345,11 @@ class EncoderDecoderModel(PresetMixin, TakesNoLabelsMixin, keras.Model):
     def latent_dim(self):
         return self.encoder.latent_dim
 
+    @property
+    def sample_source(self):
+        """Where `sample`'s codes come from: `"prior"`, or the class of a sampler fitted after training."""
+        return "prior"
+
     def decode(self, z, training=False):
         """Returns the likelihood's mean (the reconstruction) for latent codes `z`."""
         return self.likelihood.mean(tf.cast(self.decoder(z, training=training), tf.float32))
