@@ -296,12 +296,16 @@ def test_export_run_writes_a_verified_version_of_every_format(vae_export):
     ]
     assert f'base_path: "/models/{name}"' in (base / "models.config").read_text()
     formats = {(r.format, r.signature) for r in result.verification}
-    assert len(formats) == 5 + 3 * 3
+    assert len(formats) == 5 + 3 * 4
     assert all(r.gated_error <= r.tolerance for r in result.verification)
     assert {r.statistic for r in result.verification if r.format == "int8"} == {"p99.9"}
     assert {r.statistic for r in result.verification if r.format != "int8"} == {"max"}
     record = json.loads((base / name / "tflite" / "1" / "verification.json").read_text())
-    assert len(record["rows"]) == 9 and record["signatures"] == ["encode", "decode", "reconstruct"]
+    assert len(record["rows"]) == 12 and record["left_out"] == {}
+    assert record["signatures"] == {
+        q: ["encode", "decode", "reconstruct", "score"]
+        for q in ("float32", "dynamic_range", "int8")
+    }
 
 
 def test_tflite_models_agree_with_keras_by_signature(vae_export, vae_model, heldout):
@@ -312,12 +316,13 @@ def test_tflite_models_agree_with_keras_by_signature(vae_export, vae_model, held
         "encode": {"mean": mean, "scale": scale},
         "decode": {"reconstruction": np.asarray(vae_model.decode(mean))},
         "reconstruct": {"reconstruction": vae_model.predict(x, verbose=0)},
+        "score": {k: np.asarray(v) for k, v in vae_model.score(x).items()},
     }
-    feeds = {"encode": {"x": x}, "decode": {"z": mean}, "reconstruct": {"x": x}}
+    feeds = {"encode": {"x": x}, "decode": {"z": mean}, "reconstruct": {"x": x}, "score": {"x": x}}
     errors, p999 = {}, {}
     for quantization, path in result.tflite_files.items():
         lite = LiteRTModel(path)
-        assert set(lite.signatures) == {"encode", "decode", "reconstruct"}
+        assert set(lite.signatures) == {"encode", "decode", "reconstruct", "score"}
         for name, outputs in expected.items():
             actual = lite(name, **feeds[name])
             assert set(actual) == set(outputs)
@@ -325,7 +330,9 @@ def test_tflite_models_agree_with_keras_by_signature(vae_export, vae_model, held
                 float(np.max(np.abs(actual[k] - outputs[k]))) for k in outputs
             )
             p999[quantization, name] = max(_p999(actual[k], outputs[k]) for k in outputs)
-    assert max(errors["float32", name] for name in expected) <= 1e-5
+    assert max(errors["float32", name] for name in expected if name != "score") <= 1e-5
+    # The score sums hundreds of per-pixel terms: float32 agrees to its rounding of the sum.
+    assert errors["float32", "score"] <= 1e-6 * np.max(expected["score"]["score"]) + 1e-5
     for name, outputs in expected.items():
         assert p999["int8", name] <= _int8_tolerance(*outputs.values()), name
     # Quantization does change the numbers: these are real int8 models.
@@ -334,11 +341,14 @@ def test_tflite_models_agree_with_keras_by_signature(vae_export, vae_model, held
     assert full_integer.runner("encode").get_input_details()["x"]["dtype"] == np.int8
 
 
-def test_int8_is_at_most_30_percent_of_float32(vae_export):
+def test_int8_is_at_most_a_third_of_float32(vae_export):
     _, result = vae_export
     sizes = {q: os.path.getsize(p) for q, p in result.tflite_files.items()}
-    assert sizes["int8"] <= 0.30 * sizes["float32"]
-    assert sizes["dynamic_range"] <= 0.30 * sizes["float32"]
+    # Measured on this model: int8 29.9% of float32 with encode, decode and reconstruct,
+    # 32.4% with score too (each signature keeps its own int32 biases and per-channel
+    # quantization parameters; the int8 weights are shared).
+    assert sizes["int8"] <= 0.34 * sizes["float32"]
+    assert sizes["dynamic_range"] <= 0.34 * sizes["float32"]
 
 
 def test_second_export_takes_the_next_version_and_keeps_the_first(vae_model, tmp_path):
@@ -417,7 +427,7 @@ def test_conv_vae_tflite_formats_verify(digits, tmp_path):
     )
     assert result.path == str(tmp_path / "conv" / "tflite" / "1")
     rows = {(r.format, r.signature): r for r in result.verification}
-    assert len(rows) == 9
+    assert len(rows) == 12
     assert max(r.max_abs_error for (q, _), r in rows.items() if q == "float32") <= 1e-5
     reference = float32_model(model).predict(digits.x_test, verbose=0)
     lite = LiteRTModel(result.files["int8"])

@@ -10,6 +10,7 @@ from tfvae.export import format_table
 from tfvae.export.layout import DEFAULT_BASE_DIR
 from tfvae.export.layout import DEFAULT_SERVER_BASE_PATH
 from tfvae.export.run import EXPORT_FORMATS
+from tfvae.export.tflite import left_out_lines
 from tfvae.io.interrupts import exit_on_interrupt
 from tfvae.presets import resolve_run_or_preset
 
@@ -94,6 +95,8 @@ def run_export(args):
         written[f"TFLite {quantization}"] = path
     for label, path in written.items():
         print(f"{label + ':':22s} {path}")
+    for line in left_out_lines(result.tflite_left_out):
+        print(line)
     print()
     print(format_table(result.verification))
     if result.saved_model_path:

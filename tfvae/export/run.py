@@ -49,6 +49,9 @@ class RunExport:
         left_out: tuple of str. Directories under the base with a SavedModel
             version that `models.config` leaves out, their names being ones
             TF Serving rejects.
+        tflite_left_out: dict. Signature -> `{format: reason}` for the
+            TFLite files that go without it (a `score` that needs TensorFlow
+            ops, or kept from int8; see `tfvae.export.tflite.TFLiteConversion`).
     """
 
     model_name: str
@@ -58,6 +61,7 @@ class RunExport:
     tflite_files: dict
     verification: list
     left_out: tuple = ()
+    tflite_left_out: dict = dataclasses.field(default_factory=dict)
 
 
 def heldout_examples(x, limit=VERIFICATION_EXAMPLES):
@@ -132,7 +136,7 @@ def export_run(
     check_targets()
     missing_parents = _missing_parents(base_dir)
     saved_model_path = config_path = None
-    tflite_files, rows = {}, []
+    tflite_files, rows, tflite_left_out = {}, [], {}
     with contextlib.ExitStack() as held:
         # The lock and the undo that removes its file come together, or not at all.
         with interrupts.held_back():
@@ -157,7 +161,7 @@ def export_run(
                 if with_tflite:
                     tflite_path = os.path.join(layout.tflite_dir(base_dir, name), str(version))
                     staging = transaction.stage(tflite_path)
-                    files, tflite_rows = write_tflite_version(
+                    files, tflite_rows, tflite_left_out = write_tflite_version(
                         model, staging, TFLITE_FORMATS, data.x_train, heldout, seed=config.seed
                     )
                     rows += tflite_rows
@@ -177,7 +181,9 @@ def export_run(
                 ) from None
             raise
     left_out = tuple(layout.unservable_models(base_dir)) if with_saved_model else ()
-    return RunExport(name, version, saved_model_path, config_path, tflite_files, rows, left_out)
+    return RunExport(
+        name, version, saved_model_path, config_path, tflite_files, rows, left_out, tflite_left_out
+    )
 
 
 def _write_preprocessing(data, path):

@@ -21,7 +21,22 @@ function as a second input `y`, int32 class labels of shape `(batch,)`:
 `serving_default(x, y)`.
 
 TFLite signatures: `encode`, `decode`, `reconstruct` (the same as
-`serving_default`).
+`serving_default`), and `score` where it converts with builtin ops only.
+`score` is the one a file may go without (`OPTIONAL_TFLITE_SIGNATURES`):
+
+- in every file, when its graph needs TensorFlow (Flex) ops. That depends
+  on the family and on the likelihood, so the export finds it by
+  converting (`tfvae.export.tflite.convert_signatures`): the VAE's
+  bernoulli, gaussian and discretized-logistic scores convert, the
+  discretized Gaussian's needs `Erf`, the VampPrior's mixture prior and
+  the IAF's sampled KL need TensorFlow ops too;
+- in the int8 file, when the model keeps it from full-integer arithmetic
+  (`full_integer_left_out`): a `ServingFunction(full_integer=False)`
+  (the hierarchical VAE), or an 8-bit likelihood.
+
+A family keeps a function off devices altogether with
+`ServingFunction(on_device=False)` (the VQ-VAE's `reconstruct` and
+`score`). The export says in one line which files leave `score` out, and why.
 
 The VAE's `score` is the per-example negative ELBO with its expectation
 taken at the posterior mean (`eps = 0`, so `z = mu`):
@@ -44,9 +59,13 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from tfvae.math.likelihoods import is_eight_bit
 from tfvae.models.registry import family_of
 
-TFLITE_SIGNATURES = ("encode", "decode", "reconstruct")
+TFLITE_SIGNATURES = ("encode", "decode", "reconstruct", "score")
+# The TFLite signatures a file may go without: the export leaves them out when
+# their graph needs TensorFlow (Flex) ops, instead of failing.
+OPTIONAL_TFLITE_SIGNATURES = ("score",)
 # The class labels a conditional model's functions take: int32, shape (batch,).
 LABELS_INPUT = "y"
 
@@ -166,7 +185,12 @@ def serving_signatures(model):
 
 
 def tflite_signatures(model):
-    """The TFLite signatures of `model` (`encode`, `decode`, `reconstruct`), keyed by name."""
+    """The TFLite signatures `model` offers (`encode`, `decode`, `reconstruct`, `score`), by name.
+
+    Those its `serving_functions` table keeps off devices are left out; the
+    export may still leave out an `OPTIONAL_TFLITE_SIGNATURES` one whose
+    graph needs TensorFlow ops (see `tfvae.export.tflite.convert_signatures`).
+    """
     signatures = _signatures(model)
     table = type(model).serving_functions
     return {
@@ -174,3 +198,33 @@ def tflite_signatures(model):
         for name in TFLITE_SIGNATURES
         if name in signatures and table[name].on_device
     }
+
+
+def full_integer_left_out(model):
+    """The TFLite signatures a full-integer (int8) file goes without, each with why.
+
+    A signature whose `ServingFunction` declares `full_integer=False`; and
+    `score` under an 8-bit likelihood (discretized logistic or Gaussian),
+    which scores each pixel by the probability of its bin, 1/255 wide: int8
+    activations have 256 levels over their whole range, too coarse for such
+    bins, and the converter's quantizer crashes on the graph.
+
+    Args:
+        model: a tfvae model, built.
+
+    Returns:
+        `{signature: reason}`, the reason one line.
+    """
+    table = type(model).serving_functions
+    reasons = {}
+    for name in tflite_signatures(model):
+        if not table[name].full_integer:
+            reasons[name] = (
+                f"{type(model).__name__} declares its {name} unfit for full-integer arithmetic"
+            )
+    if "score" in table and "score" not in reasons and is_eight_bit(model.likelihood):
+        reasons["score"] = (
+            f"the {model.likelihood.name} likelihood's 8-bit bins are finer than int8 "
+            "activations resolve"
+        )
+    return {name: reasons[name] for name in tflite_signatures(model) if name in reasons}

@@ -20,7 +20,9 @@ import tensorflow as tf
 
 from tfvae.errors import TfvaeError
 from tfvae.export.litert import LiteRTModel
+from tfvae.export.signatures import OPTIONAL_TFLITE_SIGNATURES
 from tfvae.export.signatures import float32_model
+from tfvae.export.signatures import full_integer_left_out
 from tfvae.export.signatures import serving_signatures
 from tfvae.export.signatures import tflite_signatures
 
@@ -194,15 +196,21 @@ def _singles(inputs, names):
     return [{n: inputs[n][i : i + 1] for n in names} for i in range(count)]
 
 
+def failed_rows(rows):
+    """The rows whose error exceeds their tolerance."""
+    return [r for r in rows if not r.gated_error <= r.tolerance]
+
+
+def failure_text(row):
+    """`"<statistic> |error| <error> > <tolerance>"` for a failed row."""
+    return f"{row.statistic} |error| {row.gated_error:.3g} > {row.tolerance:.3g}"
+
+
 def check_rows(rows):
     """Raises `TfvaeError` naming every row whose error exceeds its tolerance."""
-    failed = [r for r in rows if not r.gated_error <= r.tolerance]
+    failed = failed_rows(rows)
     if failed:
-        detail = "; ".join(
-            f"{r.format} {r.signature}: {r.statistic} |error| {r.gated_error:.3g} > "
-            f"{r.tolerance:.3g}"
-            for r in failed
-        )
+        detail = "; ".join(f"{r.format} {r.signature}: {failure_text(r)}" for r in failed)
         raise TfvaeError(f"exported model disagrees with Keras on held-out data: {detail}")
     return rows
 
@@ -243,7 +251,17 @@ def verify_saved_model(path, model, x):
 
 
 def verify_tflite(content, quantization, model, x, num_threads=None):
+    """`compare_tflite`, raising `TfvaeError` if a row is out of tolerance (see `check_rows`)."""
+    return check_rows(compare_tflite(content, quantization, model, x, num_threads))
+
+
+def compare_tflite(content, quantization, model, x, num_threads=None):
     """Runs a converted model in LiteRT by signature and compares it with `model` on `x`.
+
+    Every signature the file holds is compared (`score` too, where the file
+    has it); the file must hold each of `tflite_signatures(model)` except
+    the optional ones (`OPTIONAL_TFLITE_SIGNATURES`, and for int8
+    `full_integer_left_out(model)`), and nothing else.
 
     Args:
         content: bytes. The `.tflite` model.
@@ -253,15 +271,28 @@ def verify_tflite(content, quantization, model, x, num_threads=None):
         num_threads: int or None. LiteRT interpreter threads.
 
     Returns:
-        A list of `VerificationRow`; raises `TfvaeError` if one is out of
-        tolerance.
+        A list of `VerificationRow`, in or out of tolerance.
     """
 
     model = float32_model(model)
     lite = LiteRTModel(content, num_threads=num_threads)
+    offered = tflite_signatures(model)
+    held = set(lite.signatures)
+    optional = set(OPTIONAL_TFLITE_SIGNATURES)
+    if quantization == "int8":
+        optional |= set(full_integer_left_out(model))
+    missing = sorted(set(offered) - held - optional)
+    unknown = sorted(held - set(offered))
+    if missing or unknown:
+        raise TfvaeError(
+            f"the {quantization} TFLite file holds signatures {sorted(held)}; expected "
+            f"{sorted(offered)} (only {sorted(optional)} may be left out)"
+        )
     inputs = verification_inputs(model, x)
     rows = []
-    for name, signature in tflite_signatures(model).items():
+    for name, signature in offered.items():
+        if name not in held:
+            continue
         names = list(signature.inputs)
         reference = keras_outputs(signature, inputs)
         outputs = lite(name, **{n: inputs[n] for n in names})
@@ -271,7 +302,7 @@ def verify_tflite(content, quantization, model, x, num_threads=None):
         rows.append(
             _row(quantization, name, len(content), outputs, reference, latency, f"TFLite {name}")
         )
-    return check_rows(rows)
+    return rows
 
 
 def _size(size_bytes):

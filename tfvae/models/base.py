@@ -89,13 +89,19 @@ class ServingFunction:
             be `None` for the function to be offered (the VQ-VAE's `sample`
             needs its `prior`). Defaults to `None`.
         on_device: bool. Whether the TFLite files hold the function too
-            (among `encode`, `decode`, `reconstruct`). The VQ-VAE leaves out
-            `reconstruct`: its quantized forms flip a code now and then,
-            which `encode` is verified on, and a device runs `decode` on
-            `encode`'s codes. Defaults to `True`.
+            (among `encode`, `decode`, `reconstruct`, `score`; the export
+            still leaves out a `score` that needs TensorFlow ops). The
+            VQ-VAE leaves out `reconstruct` and `score`: its quantized
+            forms flip a code now and then, which `encode` is verified on,
+            and a device runs `decode` on `encode`'s codes. Defaults to
+            `True`.
         labels: bool. The function also takes `y`, int32 class labels of
             shape `(batch,)`, as its second input (a model whose functions
             take labels has `num_classes`). Defaults to `False`.
+        full_integer: bool. Whether the full-integer (int8) TFLite file
+            holds the function too, when `on_device`. The hierarchical
+            VAE's `score` converts to int8 but LiteRT aborts running it.
+            Defaults to `True`.
 
     Example:
 
@@ -109,6 +115,7 @@ class ServingFunction:
     requires: str | None = None
     on_device: bool = True
     labels: bool = False
+    full_integer: bool = True
 
     def __post_init__(self):
         if self.input_name not in SERVING_INPUTS:

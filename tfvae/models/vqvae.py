@@ -339,7 +339,7 @@ class VQVAE(base.EncoderDecoderModel):
         ),
         "encode": base.ServingFunction("x", "data", ("codes",), "serving_encode"),
         "decode": base.ServingFunction("z", "latent", ("reconstruction",), "serving_decode"),
-        "score": base.ServingFunction("x", "data", ("score",), "score"),
+        "score": base.ServingFunction("x", "data", ("score",), "score", on_device=False),
         "sample": base.ServingFunction("eps", "latent", ("sample",), "serving_sample", "prior"),
     }
 
