@@ -25,12 +25,26 @@ skips its first `b` batches. The cache (`--cache`) holds each file's decoded
 examples (in memory or in files under `--cache-dir`), beneath the file
 permutation, so it changes the speed and never the order.
 
-Under several workers (`tf.distribute.InputContext`), worker `w` of `W`
-reads the files at positions `w, w + W, ...` of the epoch's permutation
-when there are at least `W` files (sharding by file), else every file and
-the examples at positions `w, w + W, ...` of the interleaved stream
-(sharding by data); tf.distribute's own auto-sharding is turned off, as the
-dataset is already this worker's part.
+Under several workers (`tf.distribute.InputContext`), each of the `W`
+workers reads exactly `share = N // W` of the epoch's `N` examples, so that
+every worker runs the same number of steps, with batches of the same shape
+(Keras's collectives need both). The epoch's stream (below) is rotated left
+by `r`, drawn from `(seed, epoch)` in `[0, N)`, and its first `W * share`
+examples are dealt out; the last `N % W` (fewer than `W`; in the unrotated
+stream the ones just before position `r`) are left out of that epoch.
+
+- At least `W` files (sharding by file): the stream is the files'
+  training examples concatenated in the epoch's file order, and worker `w`
+  reads positions `[w * share, (w + 1) * share)` of it: a run of whole
+  files and, at its ends, parts of the files it shares with its neighbours
+  (those it reads to their end, keeping its part). It interleaves its
+  files as above.
+- Fewer files (sharding by data): the stream is the interleaved one above;
+  every worker reads every file and keeps positions `w, w + W, ...` of the
+  rotated stream.
+
+tf.distribute's own auto-sharding is turned off, as each worker's dataset
+is already its part.
 """
 
 import math
@@ -43,6 +57,7 @@ import tensorflow as tf
 
 from tfvae import memory
 from tfvae.data import tfrecords
+from tfvae.data.ordering import permutation
 from tfvae.errors import TfvaeError
 
 CACHES = ("auto", "memory", "disk", "none")
@@ -58,6 +73,8 @@ AUTO_CACHE_SHARE = 0.5
 # tf.io.decode_raw's output types.
 RAW_DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64")
 META_BATCH = 1024
+# Folded into an epoch's key for where the workers' parts start (block keys fold in 0, 1, ...).
+ROTATION_DRAW = -1
 _META_FEATURES = {
     "index": tf.io.RaggedFeature(tf.int64),
     "split": tf.io.RaggedFeature(tf.string),
@@ -426,7 +443,9 @@ class StreamedSplit:
             x = tf.cast(x > record.binarize_threshold, tf.float32)
         return x
 
-    def _cache_path(self, position):
+    def _cache_path(self, position, worker=(0, 1)):
+        """File `position`'s cache; each of several workers has its own (they share no writer)."""
+        tag = "" if worker[1] == 1 else f"-worker{worker[0]}of{worker[1]}"
         if self._cache_root is None:
             if self.cache_dir is None:
                 self._cache_root = tempfile.mkdtemp(prefix="tfvae-cache-")
@@ -434,16 +453,21 @@ class StreamedSplit:
             else:
                 os.makedirs(self.cache_dir, exist_ok=True)
                 self._cache_root = self.cache_dir
-            # A killed run leaves its writers' lock files; no writer of this process runs yet.
+            # A killed run leaves its writers' lock files; no writer of this process runs
+            # yet, and another worker's files (another tag) are its own to clear.
             for name in os.listdir(self._cache_root):
-                if name.endswith(".lockfile"):
+                if name.endswith(".lockfile") and (tag in name if tag else "-worker" not in name):
                     os.remove(os.path.join(self._cache_root, name))
-        return os.path.join(self._cache_root, f"train-{position:05d}")
+        return os.path.join(self._cache_root, f"train-{position:05d}{tag}")
 
-    def per_file_datasets(self, labels=False):
-        """One dataset per file: its training examples, decoded and transformed, cached."""
-        if self._per_file is not None and labels in self._per_file:
-            return self._per_file[labels]
+    def per_file_datasets(self, labels=False, worker=(0, 1)):
+        """One dataset per file: its training examples, decoded and transformed, cached.
+
+        `worker` (`(w, W)`) names the disk cache's files, one set per worker.
+        """
+        worker = tuple(worker)
+        if self._per_file is not None and (labels, worker) in self._per_file:
+            return self._per_file[labels, worker]
         members = _position_table(self.train_indices)
         label_of = None
         if labels:
@@ -472,9 +496,9 @@ class StreamedSplit:
                 dataset = dataset.cache()
             elif self.cache == "disk":
                 suffix = "-labels" if labels else ""
-                dataset = dataset.cache(self._cache_path(position) + suffix)
+                dataset = dataset.cache(self._cache_path(position, worker) + suffix)
             datasets.append(dataset)
-        self._per_file = {**(self._per_file or {}), labels: datasets}
+        self._per_file = {**(self._per_file or {}), (labels, worker): datasets}
         return datasets
 
     def epoch_dataset(self, epoch, seed, labels=False, worker=(0, 1)):
@@ -484,16 +508,27 @@ class StreamedSplit:
             epoch: int or scalar tensor.
             seed: int.
             labels: bool. `(x, y)` elements. Defaults to `False`.
-            worker: `(w, W)`: this worker's part of the epoch. Defaults to `(0, 1)`.
+            worker: `(w, W)`: this worker's part of the epoch, `worker_share(W)`
+                examples (see the module's docstring). Defaults to `(0, 1)`.
         """
-        datasets = self.per_file_datasets(labels)
+        worker_index, workers = worker
+        share = self.worker_share(workers)
+        datasets = self.per_file_datasets(labels, worker)
         count = len(datasets)
         key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-        order = _permutation(count, key)
-        worker_index, workers = worker
+        order = permutation(count, key)
         by_file = workers > 1 and count >= workers
+        if workers > 1:
+            # Where the workers' parts start in the epoch's stream: the examples
+            # left out (the `len % workers` before it) move with the epoch.
+            rotation = tf.random.stateless_uniform(
+                [],
+                seed=tf.random.experimental.stateless_fold_in(key, ROTATION_DRAW),
+                maxval=len(self),
+                dtype=tf.int64,
+            )
         if by_file:
-            order = order[worker_index::workers]
+            datasets, order = self._file_run(datasets, order, rotation, worker, share)
         # One round more than the longest file: every file's end is read, so its cache completes.
         rounds = int(self.records_per_file.max()) + 1
         choice = tf.data.Dataset.from_tensor_slices(tf.tile(order, [rounds]))
@@ -501,15 +536,85 @@ class StreamedSplit:
             datasets, choice, stop_on_empty_dataset=False
         )
         if workers > 1 and not by_file:
-            dataset = (
-                dataset.enumerate()
-                .filter(lambda i, _: i % workers == worker_index)
-                .map(lambda _, example: example)
-            )
+            # A filter, not `take`: every file is read to its end, so its cache completes.
+            total, end = len(self), workers * share
+
+            def mine(i, _):
+                shifted = tf.math.floormod(i - rotation, total)
+                return (shifted % workers == worker_index) & (shifted < end)
+
+            dataset = dataset.enumerate().filter(mine).map(lambda _, example: example)
         return _block_shuffle(dataset, self.shuffle_buffer, key)
 
-    def steps(self, batch_size):
-        return math.ceil(len(self) / batch_size)
+    def _file_run(self, datasets, order, rotation, worker, share):
+        """Worker `w`'s files: examples `[w * share, (w + 1) * share)` of the files in `order`.
+
+        The files' examples are concatenated in `order` and rotated left by
+        `rotation` (cyclically). Returns every file's dataset cut to its
+        examples in that range (read to its end, so its cache completes), and
+        the files holding any of them, in `order`.
+        """
+        total = len(self)
+        counts = tf.constant(self.records_per_file, tf.int64)
+        ordered = tf.gather(counts, order)
+        # Each file's first example's position in the rotated stream, by file.
+        starts = tf.gather(tf.cumsum(ordered, exclusive=True), tf.math.invert_permutation(order))
+        starts = tf.math.floormod(starts - rotation, total)
+        low = worker[0] * share
+        high = low + share
+        # Two cyclic ranges meet when either starts inside the other.
+        holds = (counts > 0) & (
+            ((starts >= low) & (starts < high)) | (tf.math.floormod(low - starts, total) < counts)
+        )
+
+        def part(position, dataset):
+            def mine(i, _):
+                shifted = tf.math.floormod(starts[position] + i, total)
+                return (shifted >= low) & (shifted < high)
+
+            return dataset.enumerate().filter(mine).map(lambda _, example: example)
+
+        parts = [part(position, dataset) for position, dataset in enumerate(datasets)]
+        return parts, tf.boolean_mask(order, tf.gather(holds, order))
+
+    def worker_share(self, workers):
+        """The examples each of `workers` workers reads per epoch: `len(self) // workers`.
+
+        The other `len(self) % workers` (fewer than `workers`) are left out
+        of the epoch (see the module's docstring).
+        """
+        if workers > len(self):
+            raise TfvaeError(
+                f"--stream gives each of {workers} workers an equal part of the "
+                f"{len(self)} training examples; it needs at least one example per worker"
+            )
+        return len(self) // workers
+
+    def steps(self, batch_size, workers=1):
+        """Batches of `batch_size` in one worker's part of an epoch (of `workers`)."""
+        return math.ceil(self.worker_share(workers) / batch_size)
+
+    def distributed_steps(self, strategy, batch_size):
+        """Steps per epoch of `distributed_pipeline(strategy, batch_size)`: equal on every worker.
+
+        Each worker reads `worker_share` examples in batches of
+        `batch_size / replicas`, one batch per replica a step.
+        """
+        replicas = strategy.num_replicas_in_sync
+        workers = strategy.extended._num_workers
+        per_worker = self.steps(self.replica_batch_size(batch_size, replicas), workers)
+        return math.ceil(per_worker / (replicas // workers))
+
+    @staticmethod
+    def replica_batch_size(batch_size, replicas):
+        """`batch_size / replicas`; raises unless `replicas` divides `batch_size`."""
+        if batch_size % replicas:
+            raise TfvaeError(
+                f"--stream splits --batch-size over the {replicas} replicas of the workers, "
+                f"each reading its own batches; give a multiple of {replicas}. "
+                f"Received: --batch-size {batch_size}"
+            )
+        return batch_size // replicas
 
     def pipeline(
         self, batch_size, seed=0, first_epoch=0, skip_batches=0, labels=False, worker=None
@@ -526,7 +631,7 @@ class StreamedSplit:
             worker: `(w, W)` or None: the part of worker `w` of `W`. Defaults to `None`.
         """
         # Built here, eagerly: the per-file datasets (and their caches) outlive every pass.
-        self.per_file_datasets(labels)
+        self.per_file_datasets(labels, worker or (0, 1))
         epoch_of_pass = tf.Variable(
             first_epoch - 1, dtype=tf.int64, trainable=False, name="stream_epoch"
         )
@@ -537,10 +642,9 @@ class StreamedSplit:
             return dataset.skip(skip_batches * batch_size).batch(batch_size)
 
         dataset = tf.data.Dataset.range(1).flat_map(one_pass)
-        if worker is None:
-            dataset = dataset.apply(
-                tf.data.experimental.assert_cardinality(self.steps(batch_size) - skip_batches)
-            )
+        # Known to Keras, and the same on every worker: each reads `worker_share` examples.
+        steps = self.steps(batch_size, (worker or (0, 1))[1])
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps - skip_batches))
         options = tf.data.Options()
         options.deterministic = True
         # Each worker's dataset is already its own part (see the module's docstring).
@@ -550,9 +654,11 @@ class StreamedSplit:
     def distributed_pipeline(self, strategy, batch_size, **kwargs):
         """`pipeline` for every worker of `strategy`, each reading its own part."""
 
+        replica_batch = self.replica_batch_size(batch_size, strategy.num_replicas_in_sync)
+
         def worker_dataset(context):
             return self.pipeline(
-                context.get_per_replica_batch_size(batch_size),
+                replica_batch,
                 worker=(context.input_pipeline_id, context.num_input_pipelines),
                 **kwargs,
             )
@@ -571,20 +677,10 @@ def _block_shuffle(dataset, size, key):
 
     def permute(block_number, block):
         count = tf.shape(tf.nest.flatten(block)[0], out_type=tf.int64)[0]
-        rows = _permutation(count, tf.random.experimental.stateless_fold_in(key, block_number))
+        rows = permutation(count, tf.random.experimental.stateless_fold_in(key, block_number))
         return tf.nest.map_structure(lambda a: tf.gather(a, rows), block)
 
     return dataset.batch(size).enumerate().map(permute).unbatch()
-
-
-def _permutation(count, key):
-    """A permutation of `range(count)`, a pure function of the `[2]` int64 `key`.
-
-    The order of `count` stateless uniform draws: Philox uses all 128 bits of
-    the key (`index_shuffle` reads only the low bits of each seed element).
-    """
-    draws = tf.random.stateless_uniform([count], seed=key, dtype=tf.float64)
-    return tf.cast(tf.argsort(draws, stable=True), tf.int64)
 
 
 def _remove_at_exit(path):

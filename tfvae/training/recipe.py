@@ -8,6 +8,8 @@ fit through these functions, so a model trained anywhere is the one
 initialization, optimizer and batch order.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -90,8 +92,22 @@ def enable_determinism():
     tf.config.experimental.enable_op_determinism()
 
 
-def count_steps_per_epoch(config, data):
+def count_steps_per_epoch(config, data, strategy=None):
+    """Training steps per epoch of `config.batch_size` on `data`, under `strategy`.
+
+    Under several workers a streamed split gives each worker an equal part
+    (`StreamedSplit.distributed_steps`); `strategy` defaults to the current one.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    stream = getattr(data, "stream", None)
+    if stream is not None and is_multi_worker(strategy):
+        return stream.distributed_steps(strategy, config.batch_size)
     return data.steps_per_epoch("train", config.batch_size)
+
+
+def is_multi_worker(strategy):
+    """Whether `strategy` spans several workers (`MultiWorkerMirroredStrategy` with a cluster)."""
+    return getattr(strategy.extended, "_in_multi_worker_mode", bool)()
 
 
 def compiled_model(config, data):
@@ -141,15 +157,20 @@ def fit_on_splits(
     """
     # A family that takes labels trains on (x, y) batches.
     labels = config.family.needs_labels
-    return model.fit(
-        data.pipeline(
+    strategy = model.distribute_strategy
+    # In a multi-worker strategy's scope a streamed split gives each worker its own part.
+    streamed = getattr(data, "stream", None) is not None and is_multi_worker(strategy)
+    with strategy.scope() if streamed else contextlib.nullcontext():
+        training = data.pipeline(
             "train",
             config.batch_size,
             seed=config.seed,
             first_epoch=initial_epoch,
             skip_batches=skip_batches,
             labels=labels,
-        ),
+        )
+    return model.fit(
+        training,
         validation_data=(
             data.pipeline("val", config.batch_size, labels=labels) if validation else None
         ),

@@ -40,6 +40,7 @@ from tfvae.training.distribute import make_strategy
 from tfvae.training.recipe import build_compiled_model
 from tfvae.training.recipe import count_steps_per_epoch
 from tfvae.training.recipe import fit_on_splits
+from tfvae.training.recipe import is_multi_worker
 from tfvae.training.tensorboard import tensorboard_callbacks
 from tfvae.training.tensorboard import write_projector
 
@@ -94,6 +95,27 @@ def cap_batch_size(config, data):
         f"{data.name}; using {n}"
     )
     config.batch_size = n
+    return notice
+
+
+def split_batch_size(config, data, strategy):
+    """Rounds a streamed run's batch size to a multiple of the workers' replicas; returns the notice.
+
+    Under several workers each replica reads its own batches of
+    `batch_size / replicas` of a streamed split (`StreamedSplit.distributed_pipeline`),
+    so `config.batch_size` becomes a multiple of the replicas (at least one
+    example each). Returns None when nothing changes.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if data.stream is None or not is_multi_worker(strategy) or config.batch_size % replicas == 0:
+        return None
+    size = max(replicas, config.batch_size // replicas * replicas)
+    notice = (
+        f"batch size {config.batch_size} does not split over the {replicas} replicas of the "
+        f"workers, each reading its own batches of the streamed split; using {size} "
+        f"({size // replicas} each)"
+    )
+    config.batch_size = size
     return notice
 
 
@@ -335,14 +357,6 @@ def train(config, verbose="auto", runs_root=DEFAULT_RUNS_ROOT, resume=False, cal
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs an op.
     strategy = make_strategy(config.strategy)
     config.validate()
-    if config.stream and getattr(strategy.extended, "_in_multi_worker_mode", bool)():
-        # The workers' parts of a streamed epoch differ by a few examples, and
-        # Keras's collectives need equal batches on every worker.
-        raise TfvaeError(
-            "--stream trains on one machine only for now; under several workers "
-            "(TF_CONFIG) drop --stream, or read the parts with "
-            "tfvae.data.streaming.StreamedSplit.distributed_pipeline (docs/data.md)"
-        )
     run_dir = default_run_dir(config, runs_root) if config.out is None else config.out
     partial = partial_dir(run_dir)
     # One writer per run: the lock is held from the checks to the final rename.
@@ -355,8 +369,9 @@ def _train_claimed(config, strategy, run_dir, partial, resume, verbose, callback
     data = prepare(config)
     # The settings as asked: a resumed run is compared with them, and caps again.
     requested = config.to_dict()
-    notices = [cap_batch_size(config, data)]
-    steps = count_steps_per_epoch(config, data)
+    notices = [cap_batch_size(config, data), split_batch_size(config, data, strategy)]
+    # Under several workers a streamed split's steps are each worker's equal part's.
+    steps = count_steps_per_epoch(config, data, strategy)
     with strategy.scope():
         model = build_compiled_model(config, data.data_shape, steps, x_train=data.x_train)
 
@@ -365,7 +380,9 @@ def _train_claimed(config, strategy, run_dir, partial, resume, verbose, callback
     backup = TrainingBackup(
         backup_dir, steps, save_freq=config.checkpoint_steps or "epoch", delete_checkpoint=False
     )
-    state = backup.restore(model) if os.path.isdir(partial) else None
+    # In the strategy's scope: restoring builds the optimizer's variables.
+    with strategy.scope():
+        state = backup.restore(model) if os.path.isdir(partial) else None
     if state is None:
         # A fresh start; a resumed run killed before its first checkpoint
         # leaves nothing worth keeping.
@@ -377,8 +394,8 @@ def _train_claimed(config, strategy, run_dir, partial, resume, verbose, callback
         # Said once everything is checked, before the first step.
         if data.preprocessing is not None:
             print(f"data: {data.name}: {data.preprocessing.describe()}", flush=True)
-        if notices[0]:
-            print(f"notice: {notices[0]}", flush=True)
+        for notice in filter(None, notices):
+            print(f"notice: {notice}", flush=True)
     try:
         history = _fit(model, config, data, steps, backup, staging, verbose, callbacks)
         metrics = write_run_files(model, config, data, history, staging)
