@@ -7,6 +7,8 @@ from tfvae.training.fused_adam import FusedAdam
 from tfvae.training.recipe import build_compiled_model
 from tfvae.training.recipe import build_optimizer
 from tfvae.training.recipe import count_steps_per_epoch
+from tfvae.training.recipe import fit_on_splits
+from tfvae.training.recipe import repeat_whole_passes
 
 
 def test_default_optimizer_is_adamw_with_cosine_decay_to_zero(digits_binary):
@@ -73,3 +75,57 @@ def test_the_default_kl_warm_up_is_the_first_fifth_of_the_run(digits_binary):
 def test_the_default_vae_drops_a_tenth_of_its_input_for_the_encoder():
     assert TrainConfig().input_dropout == 0.1
     assert TrainConfig(input_dropout=0.0).input_dropout == 0.0
+
+
+def test_fit_on_splits_keeps_one_iterator_and_the_batches_of_every_epoch(digits_binary):
+    import tensorflow as tf
+
+    config = TrainConfig(
+        dataset="digits",
+        hidden_units=(16,),
+        latent_dim=2,
+        epochs=3,
+        lr_schedule="constant",
+        weight_decay=0.0,
+        kl_warmup_epochs=0,
+    )
+    steps = count_steps_per_epoch(config, digits_binary)
+    model = build_compiled_model(config, digits_binary.data_shape, steps)
+    assert model.steps_per_execution == min(32, steps)
+    pipeline = digits_binary.pipeline("train", config.batch_size, seed=config.seed)
+    repeated, steps_per_epoch = repeat_whole_passes(model, pipeline)
+    assert steps_per_epoch == steps
+    assert int(repeated.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    repeated_history = fit_on_splits(model, config, digits_binary, validation=False, verbose=0)
+
+    # The same model fitted on a new iterator each epoch, as Keras does with the finite pipeline.
+    plain = build_compiled_model(config, digits_binary.data_shape, steps)
+    plain_history = plain.fit(
+        digits_binary.pipeline("train", config.batch_size, seed=config.seed),
+        epochs=config.epochs,
+        verbose=0,
+        shuffle=False,
+    )
+    assert int(model.optimizer.iterations) == int(plain.optimizer.iterations) == 3 * steps
+    np.testing.assert_allclose(
+        repeated_history.history["loss"], plain_history.history["loss"], rtol=1e-5
+    )
+    for repeated_weight, plain_weight in zip(model.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_allclose(repeated_weight, plain_weight, rtol=1e-4, atol=1e-6)
+
+
+def test_the_pipeline_stays_finite_when_graph_calls_would_cross_an_epoch(digits_binary):
+    config = TrainConfig(dataset="digits", hidden_units=(8,), latent_dim=2, epochs=2)
+    steps = count_steps_per_epoch(config, digits_binary)
+    # A graph call of steps - 1 steps: the second call would run into the next pass.
+    uneven = TrainConfig(
+        dataset="digits", hidden_units=(8,), latent_dim=2, epochs=2, steps_per_execution=steps - 1
+    )
+    model = build_compiled_model(uneven, digits_binary.data_shape, steps)
+    pipeline = digits_binary.pipeline("train", config.batch_size)
+    dataset, steps_per_epoch = repeat_whole_passes(model, pipeline)
+    assert dataset is pipeline and steps_per_epoch is None
+    # A pass of unknown length is left as it is too.
+    unknown = pipeline.filter(lambda x: True)
+    dataset, steps_per_epoch = repeat_whole_passes(model, unknown)
+    assert dataset is unknown and steps_per_epoch is None
