@@ -33,6 +33,8 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     "dev": [
         "pytest>=8",
+        # Runs the tests in one process per CPU (pyproject.toml's -n auto).
+        "pytest-xdist>=3.5",
         # tests/test_fuzz.py: property-based bad inputs.
         "hypothesis>=6.100",
         "ruff>=0.6",

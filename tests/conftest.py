@@ -18,6 +18,23 @@ tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceCon
 
 from tfvae.data.datasets import load_dataset  # noqa: E402
 
+# Memory one test worker may need at its peak (a TFLite int8 export, a search).
+WORKER_MEMORY_GIB = 4
+MAX_WORKERS = 8
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pyproject.toml): one worker per CPU, as memory allows, at most `MAX_WORKERS`.
+
+    Each worker is a process of its own that imports TensorFlow and trains
+    small models; two of them on 2 cores take the suite from 26 to 15 minutes,
+    since much of a test is Python (tracing, file writing) and waits on its
+    subprocesses. `-n 0` runs everything in this one process.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return max(1, min(cpus or 1, int(memory_gib // WORKER_MEMORY_GIB), MAX_WORKERS))
+
 
 @pytest.fixture(scope="session")
 def mnist5k_binary():

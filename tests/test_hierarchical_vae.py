@@ -374,12 +374,18 @@ def test_settings_reach_the_model_and_bad_ones_are_refused():
         TrainConfig(model="vae", top_latent_dim=4)
 
 
-def test_trains_evaluates_tunes_and_exports_through_the_cli(tmp_path, capsys):
-    small = ["--dataset", "digits", "--hidden-units", "32", "--top-hidden-units", "16", "--quiet"]
-    run = tmp_path / "run"
+CLI_SMALL = ["--dataset", "digits", "--hidden-units", "32", "--top-hidden-units", "16", "--quiet"]
+
+
+def _train_through_the_cli(run, epochs):
     assert main(["train", "--model", "hvae", "--latent-dim", "4", "--top-latent-dim", "2",
-                 "--iwae-samples", "3", "--dreg", "--epochs", "3", *small,
+                 "--iwae-samples", "3", "--dreg", "--epochs", str(epochs), *CLI_SMALL,
                  "--out", str(run)]) == 0  # fmt: skip
+
+
+def test_trains_evaluates_and_exports_a_saved_model_through_the_cli(tmp_path, capsys):
+    run = tmp_path / "run"
+    _train_through_the_cli(run, epochs=3)
     config = json.loads((run / "config.json").read_text())
     assert (config["model"], config["top_latent_dim"], config["top_hidden_units"]) == (
         "hvae",
@@ -399,16 +405,28 @@ def test_trains_evaluates_tunes_and_exports_through_the_cli(tmp_path, capsys):
     _, evaluated = evaluate_run(str(run), nll_samples=20)
     assert evaluated["nll"] <= evaluated["neg_elbo"] + 0.5
 
-    search = tmp_path / "search"
-    assert main(["tune", "--model", "hvae", "--epochs", "1", "--latent-dims", "2", "3",
-                 "--max-trials", "2", *small, "--dir", str(search)]) == 0  # fmt: skip
-    best = json.loads((search / "best" / "config.json").read_text())
-    assert best["model"] == "hvae" and best["latent_dim"] in (2, 3)
-
-    exported = tfvae.export(str(run), base_dir=str(tmp_path / "exports"))
+    exported = tfvae.export(str(run), "saved_model", base_dir=str(tmp_path / "exports"))
     checked = {(row.format, row.signature) for row in exported.verification}
     for signature in ("encode", "decode", "sample", "score"):
         assert ("saved_model", signature) in checked
+    assert all(row.gated_error <= row.tolerance for row in exported.verification)
+
+
+@pytest.mark.slow
+def test_tunes_and_exports_tflite_files_through_the_cli(tmp_path):
+    # Slow: a two-trial search, and three TFLite files (int8 calibrated), each
+    # checked against Keras; the default suite tunes the VAE and checks the
+    # hierarchical VAE's TFLite score (tests/test_tflite_score.py).
+    search = tmp_path / "search"
+    assert main(["tune", "--model", "hvae", "--epochs", "1", "--latent-dims", "2", "3",
+                 "--max-trials", "2", *CLI_SMALL, "--dir", str(search)]) == 0  # fmt: skip
+    best = json.loads((search / "best" / "config.json").read_text())
+    assert best["model"] == "hvae" and best["latent_dim"] in (2, 3)
+
+    run = tmp_path / "run"
+    _train_through_the_cli(run, epochs=1)
+    exported = tfvae.export(str(run), "tflite", base_dir=str(tmp_path / "exports"))
+    checked = {(row.format, row.signature) for row in exported.verification}
     for quantization in ("float32", "dynamic_range", "int8"):
         for signature in ("encode", "decode", "reconstruct"):
             assert (quantization, signature) in checked

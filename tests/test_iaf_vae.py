@@ -185,10 +185,14 @@ def test_the_flow_is_counted_before_it_is_built(arch, hidden_units):
 SMALL = ["--dataset", "digits", "--hidden-units", "32", "--latent-dim", "4", "--quiet"]
 
 
-def test_trains_evaluates_and_exports_through_the_cli(tmp_path, capsys):
-    run = tmp_path / "run"
+def _train(run, epochs):
     assert main(["train", "--model", "iaf", "--flow-steps", "2", "--made-units", "24",
-                 "--epochs", "2", *SMALL, "--out", str(run)]) == 0  # fmt: skip
+                 "--epochs", str(epochs), *SMALL, "--out", str(run)]) == 0  # fmt: skip
+
+
+def test_trains_evaluates_and_exports_a_saved_model_through_the_cli(tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(run, epochs=2)
     config = json.loads((run / "config.json").read_text())
     assert (config["model"], config["flow_steps"], config["made_units"]) == ("iaf", 2, 24)
     assert main(["evaluate", str(run), "--nll-samples", "20"]) == 0
@@ -199,16 +203,26 @@ def test_trains_evaluates_and_exports_through_the_cli(tmp_path, capsys):
     # The importance-sampled bound, through the flow, is at least as tight as the ELBO.
     assert metrics["nll"] <= metrics["neg_elbo"] + 1.0
 
-    exported = tfvae.export(str(run), base_dir=str(tmp_path / "exports"))
+    exported = tfvae.export(str(run), "saved_model", base_dir=str(tmp_path / "exports"))
     checked = {(row.format, row.signature) for row in exported.verification}
     for signature in ("serving_default", "encode", "decode", "sample", "score"):
         assert ("saved_model", signature) in checked
+    assert all(row.gated_error <= row.tolerance for row in exported.verification)
+    assert os.path.isfile(os.path.join(exported.saved_model_path, "saved_model.pb"))
+
+
+@pytest.mark.slow
+def test_exports_tflite_files_with_builtin_ops_checked_against_keras(tmp_path):
+    # Slow: three TFLite files, int8 calibration, each checked against Keras.
+    run = tmp_path / "run"
+    _train(run, epochs=1)
+    exported = tfvae.export(str(run), "tflite", base_dir=str(tmp_path / "exports"))
+    checked = {(row.format, row.signature) for row in exported.verification}
     # TFLite with builtin ops only, each form checked against Keras.
     for quantization in ("float32", "dynamic_range", "int8"):
         for signature in ("encode", "decode", "reconstruct"):
             assert (quantization, signature) in checked
     assert all(row.gated_error <= row.tolerance for row in exported.verification)
-    assert os.path.isfile(os.path.join(exported.saved_model_path, "saved_model.pb"))
 
 
 @pytest.mark.slow
