@@ -159,7 +159,9 @@ def test_config_knows_the_dae():
     older = config.to_dict()
     del older["noise_factor"]  # a config.json written before the field existed
     assert TrainConfig.from_dict(older).noise_factor == 0.2
-    with pytest.raises(TfvaeError, match="--iwae-samples applies to --model vae, hvae, iaf or vamp only"):
+    with pytest.raises(
+        TfvaeError, match="--iwae-samples applies to --model vae, hvae, iaf or vamp only"
+    ):
         TrainConfig(model="dae", iwae_samples=2)
     model = build_model(config, (8, 8, 1))
     assert type(model) is DenoisingAutoencoder

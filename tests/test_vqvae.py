@@ -11,6 +11,7 @@ import tensorflow as tf
 import tfvae
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.feature_extractors import digit_class_probabilities
+from tfvae.evaluation.metrics import format_metrics
 from tfvae.math import vector_quantization as vq
 from tfvae.models import registry
 from tfvae.models.code_prior import CodePrior
@@ -21,6 +22,7 @@ from tfvae.models.vqvae import VQEncoder
 from tfvae.training.config import TrainConfig
 from tfvae.training.prior_training import PriorConfig
 from tfvae.training.prior_training import train_prior
+from tfvae.training.trainer import default_run_dir
 
 
 def small_vqvae(codebook_size=8, code_dim=4, seed=0):
@@ -241,6 +243,16 @@ def test_fit_logs_codebook_metrics_and_the_run_has_its_figures(trained_run, digi
         assert os.path.isfile(os.path.join(result.run_dir, name))
     for name in ("metrics.json", "samples.png", "codebook_usage.png", "config.json"):
         assert os.path.isfile(os.path.join(result.run_dir, "prior", name))
+
+
+def test_the_report_and_the_default_run_name_say_the_networks_are_convolutional(trained_run):
+    # The VQ-VAE's networks are convolutional whatever --arch says (its default: dense).
+    result, _ = trained_run
+    config, metrics = tfvae.evaluate(result.run_dir, nll_samples=0)
+    assert config.arch == "dense" and config.resolved_arch == "conv"
+    assert format_metrics(config, metrics).splitlines()[0].startswith("model: vqvae (conv, ")
+    assert os.path.basename(default_run_dir(config)).startswith("vqvae-digits-conv-z4-")
+    assert TrainConfig(model="vae", arch="dense").resolved_arch == "dense"
 
 
 def test_the_prior_beats_a_uniform_prior_and_is_stored_in_the_run(trained_run, digits):

@@ -217,7 +217,7 @@ def add_bits_per_dim(metrics, data_shape):
 def format_metrics(config, metrics):
     """Human-readable report of `evaluate_model`'s metrics."""
     lines = [
-        f"model: {config.model} ({config.arch}, latent_dim={config.latent_dim}, "
+        f"model: {config.model} ({config.resolved_arch}, latent_dim={config.latent_dim}, "
         f"likelihood={config.resolved_likelihood})",
         f"data: {metrics['protocol']}",
         f"test examples: {metrics['test_examples']}",

@@ -91,6 +91,10 @@ class ModelFamily:
         objective: str or None. What a search ranks trials on by default;
             `None` is the tuner's own default (`val_loss`, or
             `val_neg_elbo` over betas). Defaults to `None`.
+        arch: str or None. The network body the family always builds
+            (the VQ-VAE's is convolutional), whatever `--arch` says: run
+            names and reports show it (`TrainConfig.resolved_arch`).
+            Defaults to `None`: the family builds the body `--arch` names.
     """
 
     name: str
@@ -105,6 +109,7 @@ class ModelFamily:
     check: object = None
     check_labels: object = None
     objective: str | None = None
+    arch: str | None = None
 
     def __post_init__(self):
         unknown = sorted(set(self.capabilities) - set(CAPABILITIES))

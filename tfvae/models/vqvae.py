@@ -608,5 +608,6 @@ registry.register_family(
         metrics=("loss", "reconstruction_loss", "commitment_loss", "perplexity", "codebook_usage"),
         capabilities=("codebook",),
         objective="val_reconstruction_loss",
+        arch="conv",
     )
 )

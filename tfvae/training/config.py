@@ -325,6 +325,11 @@ class TrainConfig:
         return "bernoulli" if self.resolved_binarize else "gaussian"
 
     @property
+    def resolved_arch(self):
+        """The network body the model has: the family's own, or `arch`."""
+        return self.family.arch or self.arch
+
+    @property
     def resolved_precision(self):
         return resolve_precision(self.precision)
 

@@ -73,7 +73,9 @@ class RunResult:
 def default_run_dir(config, root=DEFAULT_RUNS_ROOT):
     """`<root>/<model>-<dataset>-<arch>-z<latent_dim>-<YYYYmmdd-HHMMSS>`."""
     dataset = os.path.splitext(os.path.basename(config.dataset))[0]
-    return timestamped_dir(root, config.model, dataset, config.arch, f"z{config.latent_dim}")
+    return timestamped_dir(
+        root, config.model, dataset, config.resolved_arch, f"z{config.latent_dim}"
+    )
 
 
 def prepare(config):

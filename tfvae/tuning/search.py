@@ -390,7 +390,7 @@ def write_report(tuner, hypermodel, config, data, directory, role="single"):
     table = report.format_table(rows, searched, config.objective, best_trial)
     train = config.train
     title = (
-        f"{config.tuner} search: {train.model} ({train.arch}) on "
+        f"{config.tuner} search: {train.model} ({train.resolved_arch}) on "
         f"{os.path.basename(train.dataset)}, {len(rows)} trials"
     )
     report.save_objective_figure(

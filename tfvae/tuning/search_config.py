@@ -200,7 +200,9 @@ class SearchConfig:
         if self.directory is not None:
             return os.fspath(self.directory)
         dataset = os.path.splitext(os.path.basename(self.train.dataset))[0]
-        return os.path.join("saved_models", f"tune-{self.train.model}-{dataset}-{self.train.arch}")
+        return os.path.join(
+            "saved_models", f"tune-{self.train.model}-{dataset}-{self.train.resolved_arch}"
+        )
 
     def searched(self):
         """`{name: choices}` of the settings this search varies, in table order."""
