@@ -22,9 +22,8 @@ runs row by row) is executed:
   those are skipped, and REASON must start with one of `SKIP_REASONS`, so a
   marker cannot hide an ordinary block.
 
-Time on 2 cores: the README and docs/architecture.md, the newcomer's pages,
-run in the default suite (about 100 s, the README's three training runs most
-of it); the other pages are marked `slow` (`python -m pytest -m slow
+Time on 2 cores: the README, the newcomer's page, runs in the default suite
+(about 100 s, the README's three training runs most of it); the other pages are marked `slow` (`python -m pytest -m slow
 tests/test_docs.py`, 30 s to 4 minutes each, about 12 minutes in all). The
 default suite also checks every page cheaply, in this process: markers are
 valid, Python blocks compile and every `tfvae` name they use exists, and
@@ -52,7 +51,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGES = ("README.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")))
 PAGES = tuple(page for page in PAGES if page != "docs/bad_inputs.md")
 # Pages executed in the default suite; every other page is executed under `-m slow`.
-DEFAULT_PAGES = ("README.md", "docs/architecture.md")
+DEFAULT_PAGES = ("README.md",)
 
 LANGUAGES = {"python": "python", "bash": "shell", "sh": "shell", "console": "console"}
 SKIP_REASONS = (

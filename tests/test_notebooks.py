@@ -62,6 +62,8 @@ def _number(pattern, text):
     return float(match.group(1))
 
 
+# Slow: the autoencoder, PCA and denoising paths run in the default suite (test_autoencoder, test_comparison, test_denoising_autoencoder).
+@pytest.mark.slow
 def test_01_autoencoder_runs_and_beats_the_mean_image(tmp_path, monkeypatch):
     out, figures = _execute("01_autoencoder.ipynb", tmp_path, monkeypatch)
     assert figures >= FIGURES["01_autoencoder.ipynb"]
@@ -87,6 +89,8 @@ def test_02_vae_runs_and_its_likelihood_bound_beats_the_baseline(tmp_path, monke
     assert re.search(r"vae-run\n\[.*'manifold.png'.*'traversal.png'", out)
 
 
+# Slow: the anomaly scores and thresholds are tested in the default suite (test_anomaly).
+@pytest.mark.slow
 def test_03_anomaly_detection_runs_and_ranks_anomalies_above_normals(tmp_path, monkeypatch):
     out, figures = _execute("03_anomaly_detection.ipynb", tmp_path, monkeypatch)
     assert figures >= FIGURES["03_anomaly_detection.ipynb"]
@@ -97,6 +101,8 @@ def test_03_anomaly_detection_runs_and_ranks_anomalies_above_normals(tmp_path, m
     assert "ecg.csv not found: skipping ECG5000" in out
 
 
+# Slow: searches and exports are checked against Keras in the default suite (test_tuning, test_export).
+@pytest.mark.slow
 def test_04_tuning_and_export_runs_and_exports_agree_with_keras(tmp_path, monkeypatch):
     out, figures = _execute("04_tuning_and_export.ipynb", tmp_path, monkeypatch)
     assert figures >= FIGURES["04_tuning_and_export.ipynb"]

@@ -57,6 +57,8 @@ def test_config_rejects_bad_values(kwargs, message):
         PretrainConfig(**kwargs)
 
 
+# Slow: a minute of fine-tuning; the default suite runs the pretrain command end to end.
+@pytest.mark.slow
 def test_fine_tuned_pretrained_encoder_beats_scratch_at_10_labels_per_class():
     """The issue's bar, on mnist5k: pretraining helps when labels are few."""
     config = PretrainConfig(dataset="mnist5k", pretrain_epochs=5, steps=200)

@@ -81,6 +81,8 @@ def _race_two_trainings(root):
     assert {"model.keras", "metrics.json", "history.json"} <= set(os.listdir(root / "same"))
 
 
+# Slow: two training processes; the default suite tests the lock that decides the race in-process.
+@pytest.mark.slow
 def test_two_trainings_into_one_directory_one_wins(tmp_path):
     _race_two_trainings(tmp_path)
 

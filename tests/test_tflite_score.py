@@ -73,6 +73,8 @@ def test_dense_vae_score_on_mnist_digits_in_every_format(mnist5k_binary, tmp_pat
     )
 
 
+# Slow: the default suite checks score in every format on mnist digits (dense VAE).
+@pytest.mark.slow
 def test_colour_patch_score_is_held_except_in_the_int8_file(tmp_path):
     x_train, x_test = (
         p.astype(np.float32) / 255.0 for p in sample_image_patches(8, stride=8, limit=2000)

@@ -188,6 +188,8 @@ def test_killed_search_resumes_with_only_the_remaining_trials(tmp_path, capsys):
     assert _progress(out) == {} and table.strip() in out
 
 
+# Slow: the default suite runs the random search, its resume and a search over beta.
+@pytest.mark.slow
 def test_hyperband_continues_the_best_trial_from_its_checkpoint(tmp_path, capsys):
     directory = tmp_path / "search"
     args = [*DIGITS, "--epochs", "3", "--latent-dims", "2", "4", "8", "--tuner", "hyperband"]
@@ -204,6 +206,8 @@ def test_hyperband_continues_the_best_trial_from_its_checkpoint(tmp_path, capsys
     assert float(rows[3]["val_loss"]) < float(first_round["val_loss"])
 
 
+# Slow: the default suite runs the random search; the Bayesian choices are seeded (below).
+@pytest.mark.slow
 def test_bayesian_search_completes_its_trials(tmp_path, capsys):
     args = [*DIGITS, "--model", "ae", "--epochs", "1", "--tuner", "bayesian", "--max-trials", "4"]
     directory = tmp_path / "search"
