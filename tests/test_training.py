@@ -8,7 +8,9 @@ from tfvae.training.recipe import build_compiled_model
 from tfvae.training.recipe import build_optimizer
 from tfvae.training.recipe import count_steps_per_epoch
 from tfvae.training.recipe import fit_on_splits
+from tfvae.training.recipe import graph_call_steps
 from tfvae.training.recipe import repeat_whole_passes
+from tfvae.training.trainer import train
 
 
 def test_default_optimizer_is_adamw_with_cosine_decay_to_zero(digits_binary):
@@ -129,3 +131,50 @@ def test_the_pipeline_stays_finite_when_graph_calls_would_cross_an_epoch(digits_
     unknown = pipeline.filter(lambda x: True)
     dataset, steps_per_epoch = repeat_whole_passes(model, unknown)
     assert dataset is unknown and steps_per_epoch is None
+
+
+@pytest.mark.parametrize(
+    "most,steps_per_epoch,checkpoint_steps,expected",
+    [
+        (32, None, 0, 32),  # an epoch of unknown length: as configured
+        (32, 29, 0, 29),  # mnist5k's default: one call an epoch
+        (32, 64, 0, 32),
+        (32, 100, 0, 25),  # whole calls: 4 x 25, not 32, 32, 32, 4
+        (32, 60, 0, 30),
+        (32, 43, 0, 22),  # no divisor in [16, 32]: 22 + 21, not 32 + 11
+        (32, 33, 0, 17),
+        (8, 9, 0, 5),
+        (1, 50, 0, 1),
+        (32, 1, 0, 1),
+        (32, 29, 64, 16),  # checkpoints fall between calls: 16 divides 64
+        (32, 100, 64, 32),
+        (32, 96, 64, 32),
+        (32, 24, 48, 24),
+    ],
+)
+def test_graph_calls_fit_the_epoch_and_the_checkpoints(
+    most, steps_per_epoch, checkpoint_steps, expected
+):
+    per_call = graph_call_steps(most, steps_per_epoch, checkpoint_steps)
+    assert per_call == expected
+    assert 1 <= per_call <= most
+    if checkpoint_steps:
+        assert checkpoint_steps % per_call == 0
+
+
+def test_checkpoint_steps_train_on_an_epoch_shorter_than_a_graph_call(tmp_path, digits_binary):
+    # 11 steps an epoch: one call of 11 would not divide the 32-step
+    # checkpoints, and Keras's checkpoint callback refused the run at fit.
+    config = TrainConfig(
+        dataset="digits",
+        hidden_units=(8,),
+        latent_dim=2,
+        epochs=1,
+        checkpoint_steps=32,
+        tensorboard=False,
+        out=str(tmp_path / "run"),
+    )
+    assert count_steps_per_epoch(config, digits_binary) == 11
+    result = train(config, verbose=0)
+    assert result.model.steps_per_execution == 8
+    assert len(result.history["loss"]) == 1

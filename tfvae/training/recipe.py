@@ -9,6 +9,7 @@ initialization, optimizer and batch order.
 """
 
 import contextlib
+import math
 
 import keras
 import tensorflow as tf
@@ -70,16 +71,46 @@ def build_compiled_model(config, data_shape, steps_per_epoch=None, x_train=None)
 
     # Keras 3.15 cannot run several steps per graph call on several replicas.
     replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
-    steps_per_execution = 1 if replicated else config.steps_per_execution
-    if steps_per_epoch:
-        # More steps per call than an epoch has shows as "32/1" in the progress bar.
-        steps_per_execution = min(steps_per_execution, steps_per_epoch)
     model.compile(
         optimizer=build_optimizer(config, steps_per_epoch),
         jit_compile=config.jit_compile,
-        steps_per_execution=steps_per_execution,
+        steps_per_execution=1
+        if replicated
+        else graph_call_steps(config.steps_per_execution, steps_per_epoch, config.checkpoint_steps),
     )
     return model
+
+
+def graph_call_steps(most, steps_per_epoch=None, checkpoint_steps=0):
+    """The train steps of one graph call (Keras's `steps_per_execution`) for an epoch's steps.
+
+    At most `most`, and fitted to the epoch: a divisor of `steps_per_epoch`
+    when one lies in `[most / 2, most]`, so every call is whole, the
+    progress bar counts exactly and `repeat_whole_passes` keeps one
+    iterator (100 steps: 4 calls of 25, not 32, 32, 32 and 4); otherwise
+    the epoch's calls evened out (43 steps: 22 and 21, where Keras would
+    count 32 and 32 and show "64/43"). Checkpoints are written between
+    calls, so with `checkpoint_steps` the result divides it, first of all.
+
+    Args:
+        most: int >= 1. The configured `steps_per_execution`.
+        steps_per_epoch: int or None. `None` (unknown) fits no epoch.
+        checkpoint_steps: int. 0 checkpoints at epoch ends only.
+
+    Returns:
+        int in `[1, most]`.
+    """
+    if steps_per_epoch:
+        most = min(most, steps_per_epoch)
+    allowed = [c for c in range(most, 0, -1) if not checkpoint_steps or checkpoint_steps % c == 0]
+    if not steps_per_epoch:
+        return allowed[0]
+    whole = [c for c in allowed if 2 * c >= most and steps_per_epoch % c == 0]
+    if whole:
+        return whole[0]
+    if checkpoint_steps:
+        return allowed[0]
+    return math.ceil(steps_per_epoch / math.ceil(steps_per_epoch / most))
 
 
 def enable_determinism():
@@ -198,7 +229,7 @@ def repeat_whole_passes(model, dataset):
     the next epoch. Keras runs whole graph calls of `steps_per_execution`
     steps, and a call running past the end of a pass would take batches of
     the next epoch, so this applies only when `steps_per_execution` divides
-    the batches of a pass (`compiled_model` makes it at most one pass).
+    the batches of a pass (`graph_call_steps` makes it one where it can).
 
     Args:
         model: a compiled Keras model.
