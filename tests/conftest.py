@@ -27,9 +27,9 @@ def pytest_xdist_auto_num_workers(config):
     """`-n auto` (pyproject.toml): one worker per CPU, as memory allows, at most `MAX_WORKERS`.
 
     Each worker is a process of its own that imports TensorFlow and trains
-    small models; two of them on 2 cores take the suite from 26 to 15 minutes,
-    since much of a test is Python (tracing, file writing) and waits on its
-    subprocesses. `-n 0` runs everything in this one process.
+    small models: on 2 cores, two workers take the suite from 26 to about 14
+    minutes, and three are slower than two (the cores are then saturated).
+    `-n 0` runs everything in this one process.
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
