@@ -112,8 +112,12 @@ class PaperSplits(DataSplits):
     dynamic: bool = False
     repeats: int = 1
 
-    def pipeline(self, split, batch_size, shuffle=None, seed=0, first_epoch=0, skip_batches=0):
-        dataset = super().pipeline(split, batch_size, shuffle, seed, first_epoch, skip_batches)
+    def pipeline(
+        self, split, batch_size, shuffle=None, seed=0, first_epoch=0, skip_batches=0, labels=False
+    ):
+        dataset = super().pipeline(
+            split, batch_size, shuffle, seed, first_epoch, skip_batches, labels=labels
+        )
         if split != "train":
             return dataset
         steps = self.steps_per_epoch(split, batch_size)

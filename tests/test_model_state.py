@@ -9,6 +9,7 @@ and the schemas of checkpoints (`tfvae.training.callbacks`) and of a
 search's saved state (`tfvae.tuning.saved_state`).
 """
 
+import dataclasses
 import io
 import json
 import os
@@ -382,6 +383,21 @@ def test_a_saved_search_is_checked_against_its_schema_and_its_choices(tmp_path):
         _check_search(config, tmp_path, project)
     (project / "oracle.json").write_text("[]")
     with pytest.raises(TfvaeError, match="oracle.json must be a JSON object"):
+        _check_search(config, tmp_path, project)
+
+
+def test_a_bayesian_search_left_to_its_default_initial_points_resumes(tmp_path):
+    # Keras Tuner saves num_initial_points as None when it is not set; resuming
+    # (or extending with more --max-trials) refused such a search.
+    config, project = _search(tmp_path)
+    config = dataclasses.replace(config, tuner="bayesian")
+    oracle = json.loads((project / "oracle.json").read_text())
+    oracle.update({"num_initial_points": None, "alpha": 1e-4, "beta": 2.6})
+    (project / "oracle.json").write_text(json.dumps(oracle))
+    _check_search(config, tmp_path, project)
+    oracle["num_initial_points"] = "three"
+    (project / "oracle.json").write_text(json.dumps(oracle))
+    with pytest.raises(TfvaeError, match="num_initial_points must be an integer"):
         _check_search(config, tmp_path, project)
 
 

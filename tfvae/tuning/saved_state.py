@@ -53,7 +53,8 @@ ORACLE_SCHEMA = {
 }
 TUNER_ORACLE_SCHEMAS = {
     "random": {},
-    "bayesian": {"num_initial_points": "int", "alpha": "finite", "beta": "finite"},
+    # Keras Tuner saves num_initial_points as None when it is left to its default.
+    "bayesian": {"num_initial_points": ("nullable", "int"), "alpha": "finite", "beta": "finite"},
     "hyperband": {
         "hyperband_iterations": "int",
         "max_epochs": "int",
